@@ -1,0 +1,80 @@
+"""Command line: `python -m fmnist_lib run --profile NAME [-p KEY VALUE ...]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fmnist_lib import pipeline
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `fmnist` argument parser."""
+    parser = argparse.ArgumentParser(prog="python -m fmnist_lib", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="execute the notebooks in order into runs/<run-id>/")
+    run.add_argument("--profile", default="default", help="params/NAME.yaml (default: default)")
+    run.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("KEY", "VALUE"),
+        help="override a parameter in every notebook that declares it",
+    )
+    run.add_argument("--models", help="comma-separated subset of the profile's training runs")
+    run.add_argument("--runs-dir", type=Path, help="parent folder of run folders (default runs/)")
+    run.add_argument("--resume", type=Path, metavar="RUN_DIR", help="finish a killed run")
+    run.add_argument("--quiet", action="store_true", help="do not stream cell output")
+
+    check = sub.add_parser("check", help="validate a profile and overrides, execute nothing")
+    check.add_argument("--profile", default="default")
+    check.add_argument("-p", "--parameter", nargs=2, action="append", default=[])
+
+    sub.add_parser("params", help="list every notebook parameter with its type and default")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code (2 for invalid parameters)."""
+    args = build_parser().parse_args(argv)
+    if args.command == "params":
+        specs = {nb: pipeline.notebook_parameters(nb) for nb in pipeline.NOTEBOOKS}
+        print(pipeline.describe_parameters(specs))
+        return 0
+    overrides = dict(args.parameter)
+    try:
+        if args.command == "check":
+            for step in pipeline.plan(args.profile, overrides):
+                print(f"{step.name}: {step.parameters}")
+            return 0
+        models = args.models.split(",") if args.models else None
+        pipeline.run_pipeline(
+            args.profile,
+            overrides,
+            models=models,
+            runs_root=args.runs_dir,
+            resume=args.resume,
+            log_output=not args.quiet,
+        )
+    except pipeline.ParameterError as exc:
+        print(f"fmnist: error: {exc}", file=sys.stderr)
+        return 2
+    except pipeline.StepFailed as exc:
+        print(f"fmnist: error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # DataError and friends: one line, no traceback wall
+        from fmnist_lib.data import DataError
+
+        if isinstance(exc, DataError):
+            print(f"fmnist: data error: {exc}", file=sys.stderr)
+            return 1
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

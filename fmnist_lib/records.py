@@ -1,0 +1,139 @@
+"""Run records: `metrics.json`, `run.json` and the facts that make a run reproducible."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from fmnist_lib.config import PROJ_ROOT
+
+PACKAGES = (
+    "keras",
+    "tensorflow-cpu",
+    "jax",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "matplotlib",
+    "seaborn",
+    "umap-learn",
+    "papermill",
+    "nbval",
+)
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Write JSON atomically (temp file + rename), so a killed run never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(obj, fh, indent=2, sort_keys=False, default=_jsonable)
+        fh.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_json(path: str | os.PathLike[str], default: Any = None) -> Any:
+    """Read JSON, or return `default` when the file does not exist."""
+    path = Path(path)
+    if not path.exists():
+        return default
+    return json.loads(path.read_text())
+
+
+def _jsonable(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def update_metrics(run_dir: str | os.PathLike[str], key: str, value: Any) -> dict:
+    """Set `metrics.json[key]` (dotted keys nest: "training.mlp") and return the whole file."""
+    path = Path(run_dir) / "metrics.json"
+    metrics = read_json(path, {})
+    node = metrics
+    *parents, leaf = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+    write_json(path, metrics)
+    return metrics
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages that shape results."""
+    found: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def git_state(root: Path = PROJ_ROOT) -> dict[str, Any]:
+    """Commit hash and whether the work tree has uncommitted changes."""
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None}
+
+
+def describe_device() -> dict[str, Any]:
+    """The Keras backend and the device it computes on, without importing TensorFlow."""
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    info: dict[str, Any] = {
+        "keras_backend": backend,
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+    }
+    if backend == "jax":
+        try:
+            import jax
+
+            info["devices"] = [str(d) for d in jax.devices()]
+        except Exception as exc:  # report, do not fail a run over a description
+            info["devices"] = f"unavailable: {exc}"
+    else:
+        info["devices"] = ["cpu"]
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def environment_record() -> dict[str, Any]:
+    """Versions, git state, backend and device, as stored in `run.json`."""
+    return {
+        "python": platform.python_version(),
+        "versions": package_versions(),
+        "git": git_state(),
+        "device": describe_device(),
+    }
