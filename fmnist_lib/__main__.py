@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from fmnist_lib import pipeline
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: hide C++ logs
+
+from fmnist_lib import pipeline  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("-p", "--parameter", nargs=2, action="append", default=[])
 
     sub.add_parser("params", help="list every notebook parameter with its type and default")
+
+    data = sub.add_parser("data", help="find and verify the data files; exit 1 if unusable")
+    data.add_argument("--quiet", action="store_true", help="print nothing on success")
     return parser
 
 
@@ -45,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         specs = {nb: pipeline.notebook_parameters(nb) for nb in pipeline.NOTEBOOKS}
         print(pipeline.describe_parameters(specs))
         return 0
+    if args.command == "data":
+        return check_data(args.quiet)
     overrides = dict(args.parameter)
     try:
         if args.command == "check":
@@ -73,6 +81,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"fmnist: data error: {exc}", file=sys.stderr)
             return 1
         raise
+    return 0
+
+
+def check_data(quiet: bool) -> int:
+    """Locate and verify the local data files without downloading."""
+    from fmnist_lib.data import DataError, load_fashion_mnist
+
+    try:
+        ds = load_fashion_mnist(allow_download=False)
+    except DataError as exc:
+        print(f"fmnist: data: {exc}", file=sys.stderr)
+        return 1
+    if not quiet:
+        print(f"fmnist: data from {ds.source}, all checksums verified:")
+        for key, info in ds.files.items():
+            print(f"  {key:13s} {info.md5}  {info.path}")
+    else:
+        print(f"==> data found ({ds.source}) and verified")
     return 0
 
 

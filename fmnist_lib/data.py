@@ -257,6 +257,7 @@ def _not_found_message() -> str:
 # --- CSV (Kaggle layout: label,pixel1..pixel784) ----------------------------------
 
 _INT = re.compile(r"\d+")
+_NOT_INT_CHARS = re.compile(r"[^0-9,\n -]")
 
 
 def write_csv(path: str | os.PathLike[str], images: np.ndarray, labels: np.ndarray) -> None:
@@ -324,9 +325,12 @@ def _parse_int_table(path: Path, rows: list[str]) -> np.ndarray:
     """Parse comma-separated non-negative or negative integers, naming the first bad cell."""
     import pandas as pd
 
+    body = "\n".join(rows)
     try:
+        if _NOT_INT_CHARS.search(body):  # pandas would accept "2.0" or "+1": refuse instead
+            raise ValueError("non-integer characters")
         frame = pd.read_csv(
-            io.StringIO("\n".join(rows)),
+            io.StringIO(body),
             header=None,
             dtype=np.int64,
             na_filter=False,

@@ -1,11 +1,27 @@
-"""Exploratory analysis: dataset description, class balance and pixel statistics."""
+"""Exploratory analysis: description, balance, pixels, duplicates, outliers and clusters.
+
+Every function is vectorised over images; the only Python loops run over the ten classes
+or over the handful of duplicate groups and outliers that are shown.
+"""
 
 from __future__ import annotations
 
+import sys
+import warnings
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
+from scipy import sparse, stats
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+from sklearn.neighbors import NearestNeighbors
 
 from fmnist_lib.data import CLASS_NAMES, CSV_HEADER, FashionMNIST
+
+MAD_TO_SIGMA = 0.6745  # modified z-score (Iglewicz & Hoaglin): 0.6745 * (x - median) / MAD
 
 
 def describe(ds: FashionMNIST) -> pd.DataFrame:
@@ -59,6 +75,9 @@ def is_balanced(counts: pd.Series, tolerance: float = 0.05) -> bool:
     return bool(((counts - mean).abs() <= tolerance * mean).all())
 
 
+# --- pixels ------------------------------------------------------------------------
+
+
 def pixel_stats(images: np.ndarray, labels: np.ndarray) -> dict[str, object]:
     """Overall mean/std (0..255 scale), share of zero pixels, and mean ink per class."""
     flat = images.reshape(len(images), -1)
@@ -74,3 +93,349 @@ def pixel_stats(images: np.ndarray, labels: np.ndarray) -> dict[str, object]:
         "zero_share": float((flat == 0).mean()),
         "per_class_mean": per_class,
     }
+
+
+@dataclass(frozen=True)
+class Combined:
+    """Train then test as one set: images (n, 28, 28), labels and the split of each image."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    split: np.ndarray  # "train" or "test" per image
+
+    @property
+    def flat(self) -> np.ndarray:
+        """The images as rows of 784 pixels (a view, no copy)."""
+        return self.images.reshape(len(self.images), -1)
+
+
+def combine(ds: FashionMNIST) -> Combined:
+    """All 70,000 images in one array, train first, with a split marker."""
+    split = np.repeat(np.array(["train", "test"]), [len(ds.y_train), len(ds.y_test)])
+    return Combined(
+        np.concatenate([ds.x_train, ds.x_test]), np.concatenate([ds.y_train, ds.y_test]), split
+    )
+
+
+def pixel_table(images: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
+    """Per class: mean ink, pixel std and share of zero pixels (0..255 scale)."""
+    flat = images.reshape(len(images), -1)
+    rows = {
+        name: {
+            "mean ink": flat[labels == c].mean(dtype=np.float64),
+            "pixel std": flat[labels == c].std(dtype=np.float64),
+            "zero share": (flat[labels == c] == 0).mean(),
+        }
+        for c, name in enumerate(CLASS_NAMES)
+    }
+    return pd.DataFrame(rows).T
+
+
+def class_images(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard-deviation image of each class, each (10, 28, 28) float64."""
+    means = np.stack([images[labels == c].mean(axis=0, dtype=np.float64) for c in range(10)])
+    stds = np.stack([images[labels == c].std(axis=0, dtype=np.float64) for c in range(10)])
+    return means, stds
+
+
+def pixel_histogram(images: np.ndarray) -> np.ndarray:
+    """How many pixels take each of the 256 grey levels."""
+    return np.bincount(images.ravel(), minlength=256)
+
+
+# --- PCA ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PCAResult:
+    """A PCA fitted by eigen-decomposition of the covariance matrix (float64)."""
+
+    mean: np.ndarray  # (d,)
+    components: np.ndarray  # (k, d), orthonormal rows
+    explained_ratio: np.ndarray  # (d,), the full spectrum, not only the k kept
+    scores: np.ndarray  # (n, k)
+    residual: np.ndarray  # (n,), L2 reconstruction error from the k components
+
+
+def fit_pca(x: np.ndarray, n_components: int, scale: float = 255.0) -> PCAResult:
+    """PCA of the rows of `x` (divided by `scale` first), keeping `n_components`.
+
+    The covariance route costs one d x d product, cheaper than an SVD for n >> d,
+    and yields the whole variance spectrum.
+    """
+    xc = x.reshape(len(x), -1).astype(np.float64)
+    if n_components > xc.shape[1]:
+        raise ValueError(f"n_components={n_components} exceeds the {xc.shape[1]} features")
+    xc /= scale
+    mean = xc.mean(axis=0)
+    xc -= mean
+    eigval, eigvec = np.linalg.eigh(xc.T @ xc / (len(xc) - 1))
+    eigval, eigvec = np.clip(eigval[::-1], 0, None), eigvec[:, ::-1]
+    components = eigvec[:, :n_components].T
+    scores = xc @ components.T
+    residual_sq = np.einsum("ij,ij->i", xc, xc) - np.einsum("ij,ij->i", scores, scores)
+    return PCAResult(
+        mean, components, eigval / eigval.sum(), scores, np.sqrt(np.clip(residual_sq, 0, None))
+    )
+
+
+def variance_table(explained_ratio: np.ndarray, levels=(0.5, 0.8, 0.9, 0.95, 0.99)) -> pd.Series:
+    """Number of components needed to explain each share of the variance."""
+    cumulative = np.cumsum(explained_ratio)
+    needed = np.searchsorted(cumulative, np.asarray(levels) - 1e-12) + 1
+    return pd.Series(needed, index=[f"{level:.0%}" for level in levels], name="components")
+
+
+# --- duplicates --------------------------------------------------------------------
+
+
+def byte_groups(flat: np.ndarray) -> np.ndarray:
+    """A group id per row; rows share an id exactly when their raw bytes are identical.
+
+    Sorting the rows as opaque byte strings is an exact hash table: no collisions.
+    """
+    rows = np.ascontiguousarray(flat.reshape(len(flat), -1))
+    keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+    return np.unique(keys, return_inverse=True)[1].ravel()
+
+
+def exact_duplicates(flat: np.ndarray, split: np.ndarray) -> tuple[dict[str, int], np.ndarray]:
+    """Count exact copies and pair each copy with the first image of its bytes.
+
+    Returns:
+        Counts: "within_train" and "within_test" (images beyond the first of their bytes
+        in that split) and "train_test" (test images whose bytes also occur in train);
+        and an (m, 2) array of index pairs (first occurrence, copy).
+    """
+    group = byte_groups(flat)
+    train, test = split == "train", split == "test"
+    counts = {
+        "within_train": int(train.sum() - len(np.unique(group[train]))),
+        "within_test": int(test.sum() - len(np.unique(group[test]))),
+        "train_test": int(np.isin(group[test], group[train]).sum()),
+    }
+    first = np.unique(group, return_index=True)[1][group]
+    copies = np.flatnonzero(first != np.arange(len(group)))
+    return counts, np.column_stack([first[copies], copies])
+
+
+def near_pairs(
+    scores: np.ndarray, threshold: float, screen_dims: int = 12
+) -> tuple[np.ndarray, np.ndarray]:
+    """All index pairs (i < j) whose rows of `scores` lie within `threshold` (Euclidean).
+
+    A k-d tree finds candidates in the first `screen_dims` columns; a projection never
+    lengthens a distance, so no pair is missed, and each is then checked on all columns.
+    Returns the (m, 2) pairs and their distances, closest first.
+    """
+    screen = np.ascontiguousarray(scores[:, : min(screen_dims, scores.shape[1])])
+    pairs = cKDTree(screen).query_pairs(threshold, output_type="ndarray").reshape(-1, 2)
+    dist = np.linalg.norm(scores[pairs[:, 0]] - scores[pairs[:, 1]], axis=1)
+    keep = dist <= threshold
+    order = np.argsort(dist[keep], kind="stable")
+    return pairs[keep][order], dist[keep][order]
+
+
+def pair_table(
+    pairs: np.ndarray, distance: np.ndarray, labels: np.ndarray, split: np.ndarray
+) -> pd.DataFrame:
+    """One row per pair: indices, splits, class names, whether labels agree, and the kind."""
+    i, j = pairs[:, 0], pairs[:, 1]
+    names = np.asarray(CLASS_NAMES)
+    si, sj = split[i], split[j]
+    kind = np.where(si == sj, np.char.add("within ", si.astype(str)), "train/test")
+    return pd.DataFrame(
+        {
+            "i": i,
+            "j": j,
+            "split i": si,
+            "split j": sj,
+            "label i": names[labels[i]],
+            "label j": names[labels[j]],
+            "labels agree": labels[i] == labels[j],
+            "kind": kind,
+            "distance": distance,
+        }
+    )
+
+
+def pair_counts(table: pd.DataFrame) -> pd.DataFrame:
+    """Pairs per kind, and how many of them carry different labels."""
+    kinds = ["within train", "within test", "train/test"]
+    grouped = table.groupby("kind")["labels agree"]
+    return pd.DataFrame(
+        {"pairs": grouped.size(), "labels disagree": grouped.apply(lambda s: int((~s).sum()))}
+    ).reindex(kinds, fill_value=0)
+
+
+# --- outliers ----------------------------------------------------------------------
+
+
+def robust_z(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Modified z-score within each group: 0.6745 * (x - median) / MAD."""
+    out = np.empty(len(values), dtype=np.float64)
+    for g in np.unique(groups):
+        mask = groups == g
+        median = np.median(values[mask])
+        mad = np.median(np.abs(values[mask] - median))
+        if mad == 0:
+            raise ValueError(f"group {g}: median absolute deviation is 0; z-scores undefined")
+        out[mask] = MAD_TO_SIGMA * (values[mask] - median) / mad
+    return out
+
+
+def centroid_distances(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Distance from every row to every class centroid, (n, n_classes)."""
+    classes = np.unique(labels)
+    centroids = np.stack([scores[labels == c].mean(axis=0) for c in classes])
+    sq = (
+        np.einsum("ij,ij->i", scores, scores)[:, None]
+        - 2 * scores @ centroids.T
+        + np.einsum("ij,ij->i", centroids, centroids)[None, :]
+    )
+    return np.sqrt(np.clip(sq, 0, None))
+
+
+def outlier_scores(pca: PCAResult, labels: np.ndarray) -> pd.DataFrame:
+    """Two per-class outlier scores per image, as robust z-scores.
+
+    `centroid z`: distance to the own class centroid inside the PCA space;
+    `reconstruction z`: the PCA reconstruction error, the part outside that space.
+    `nearest class` is the class whose centroid is closest.
+    """
+    dist = centroid_distances(pca.scores, labels)
+    return pd.DataFrame(
+        {
+            "label": labels,
+            "centroid z": robust_z(dist[np.arange(len(labels)), labels], labels),
+            "reconstruction z": robust_z(pca.residual, labels),
+            "nearest class": dist.argmin(axis=1),
+        }
+    )
+
+
+def outlier_counts(scores: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Per class: images above `threshold` by each method and by both."""
+    flags = pd.DataFrame(
+        {
+            "centroid": scores["centroid z"] > threshold,
+            "reconstruction": scores["reconstruction z"] > threshold,
+        }
+    )
+    flags["both"] = flags["centroid"] & flags["reconstruction"]
+    counts = flags.groupby(scores["label"]).sum().reindex(range(len(CLASS_NAMES)), fill_value=0)
+    counts.index = pd.Index(CLASS_NAMES, name="class")
+    counts.loc["total"] = counts.sum()
+    return counts
+
+
+def outlier_agreement(scores: pd.DataFrame, threshold: float, top: float = 0.01) -> dict:
+    """How far the two methods agree: rank correlation, Jaccard of flags, top-share overlap."""
+    a, b = scores["centroid z"].to_numpy(), scores["reconstruction z"].to_numpy()
+    flag_a, flag_b = a > threshold, b > threshold
+    union = (flag_a | flag_b).sum()
+    k = max(1, int(round(top * len(a))))
+    top_a, top_b = np.argsort(-a)[:k], np.argsort(-b)[:k]
+    return {
+        "spearman": float(stats.spearmanr(a, b).statistic),
+        "jaccard": float((flag_a & flag_b).sum() / union) if union else 0.0,
+        "top_share": top,
+        "top_overlap": float(len(np.intersect1d(top_a, top_b)) / k),
+    }
+
+
+def top_outliers(scores: pd.DataFrame, per_class: int) -> pd.DataFrame:
+    """The `per_class` highest-scoring images of each class by the mean of both z-scores."""
+    combined = (scores["centroid z"] + scores["reconstruction z"]) / 2
+    ranked = scores.assign(combined=combined).sort_values("combined", ascending=False)
+    return ranked.groupby("label", sort=True).head(per_class).sort_values(
+        ["label", "combined"], ascending=[True, False]
+    )
+
+
+def mislabel_candidates(scores: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Outliers by both methods whose nearest class centroid is another class."""
+    both = (scores["centroid z"] > threshold) & (scores["reconstruction z"] > threshold)
+    found = scores[both & (scores["nearest class"] != scores["label"])]
+    combined = (found["centroid z"] + found["reconstruction z"]) / 2
+    return found.assign(combined=combined).sort_values("combined", ascending=False)
+
+
+# --- clustering --------------------------------------------------------------------
+
+
+def kmeans_labels(scores: np.ndarray, k: int, seed: int, n_init: int = 4) -> np.ndarray:
+    """k-means cluster of each row (k-means++ start, best of `n_init` runs)."""
+    return KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(scores)
+
+
+def contingency(clusters: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
+    """Images per (cluster, class), clusters ordered by their majority class."""
+    table = pd.crosstab(clusters, labels).reindex(columns=range(len(CLASS_NAMES)), fill_value=0)
+    majority = table.to_numpy().argmax(axis=1)
+    table = table.iloc[np.lexsort((-table.to_numpy().max(axis=1), majority))]
+    table.index = [f"{c} ({CLASS_NAMES[m]})" for c, m in zip(table.index, np.sort(majority))]
+    table.index.name = "cluster (majority class)"
+    table.columns = pd.Index(CLASS_NAMES, name="class")
+    return table
+
+
+def cluster_scores(clusters: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """NMI, ARI and purity (share of images in their cluster's majority class)."""
+    table = pd.crosstab(clusters, labels).to_numpy()
+    return {
+        "nmi": float(normalized_mutual_info_score(labels, clusters)),
+        "ari": float(adjusted_rand_score(labels, clusters)),
+        "purity": float(table.max(axis=1).sum() / table.sum()),
+    }
+
+
+def merged_classes(table: pd.DataFrame, share: float) -> dict[str, list]:
+    """Classes that share clusters, and classes spread over several clusters.
+
+    A class belongs to a cluster holding at least `share` of its images. Classes that
+    belong to a common cluster, directly or through a chain, form one merged group.
+    """
+    member = (table / table.sum(axis=0)).to_numpy() >= share  # clusters x classes
+    linked = sparse.csr_matrix(member.T.astype(int) @ member.astype(int))
+    n_groups, group = connected_components(linked, directed=False)
+    names = np.asarray(table.columns)
+    merged = [names[group == g].tolist() for g in range(n_groups) if (group == g).sum() > 1]
+    split = names[member.sum(axis=0) > 1].tolist()
+    return {"merged": merged, "split": split}
+
+
+def sample_indices(n: int, size: int, seed: int) -> np.ndarray:
+    """`size` distinct indices out of `n` (all of them when `size` >= `n`), sorted."""
+    if size >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
+
+
+def umap_embedding(scores: np.ndarray, seed: int, n_neighbors: int = 15) -> np.ndarray:
+    """A 2-D UMAP of the rows, from exact neighbours (brute force, 200 epochs)."""
+    umap_cls = _import_umap()
+    dist, idx = NearestNeighbors(n_neighbors=n_neighbors).fit(scores).kneighbors(scores)
+    reducer = umap_cls(
+        n_neighbors=n_neighbors,
+        min_dist=0.1,
+        n_epochs=200,
+        random_state=seed,
+        precomputed_knn=(idx, dist, None),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # n_jobs=1 because of random_state
+        return reducer.fit_transform(scores)
+
+
+def _import_umap():
+    """umap.UMAP, without loading TensorFlow: umap-learn imports it only for ParametricUMAP."""
+    if "umap" not in sys.modules and "tensorflow" not in sys.modules:
+        sys.modules["tensorflow"] = None  # makes `import tensorflow` raise ImportError
+        try:
+            import umap
+        finally:
+            del sys.modules["tensorflow"]
+    import umap
+
+    return umap.UMAP

@@ -83,15 +83,12 @@ def validate_choice(model: str, fine_tune: str, weights: str, image_size: int) -
         )
 
 
-def build_mlp(input_shape: tuple[int, ...] = (28, 28), hidden: tuple[int, int] = (512, 256),
-              dropout: float = 0.2) -> keras.Model:
+def build_mlp(input_shape: tuple[int, ...] = (28, 28), hidden: tuple[int, int] = (512, 256)):
     """The dense baseline: Flatten, two hidden Dense layers, a Dense softmax output."""
     inputs = keras.Input(shape=input_shape, name="image")
     x = layers.Flatten(name="flatten")(inputs)
     x = layers.Dense(hidden[0], activation="relu", name="dense_1")(x)
-    x = layers.Dropout(dropout, name="dropout_1")(x)
     x = layers.Dense(hidden[1], activation="relu", name="dense_2")(x)
-    x = layers.Dropout(dropout, name="dropout_2")(x)
     outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="softmax")(x)
     return keras.Model(inputs, outputs, name="mlp")
 
@@ -146,7 +143,7 @@ def resolve_weights(requested: str, fine_tune: str) -> tuple[str | None, Weights
             requested,
             "random",
             "full",
-            note=f"ImageNet weights unavailable ({type(exc).__name__}); backbone unfrozen "
+            note=f"ImageNet weights unavailable ({str(exc)[:120]}); backbone unfrozen "
             "because frozen random features are meaningless",
         )
     return path, WeightsChoice(requested, "imagenet", fine_tune)
@@ -161,14 +158,20 @@ def imagenet_weights_file() -> str:
     return file_utils.get_file(
         RESNET_NOTOP_FILE,
         resnet.BASE_WEIGHTS_PATH + RESNET_NOTOP_FILE,
+        cache_dir=keras_home(),
         cache_subdir="models",
         file_hash=file_hash,
     )
 
 
+def keras_home() -> str:
+    """`$KERAS_HOME`, read at call time (Keras itself reads it once, at import)."""
+    return os.environ.get("KERAS_HOME", str(Path.home() / ".keras"))
+
+
 def imagenet_remedies(exc: BaseException) -> str:
     """The error message for WEIGHTS='imagenet' when the weights cannot be had."""
-    home = os.environ.get("KERAS_HOME", str(Path.home() / ".keras"))
+    home = keras_home()
     return (
         f"WEIGHTS='imagenet': the ImageNet weights are not in the Keras cache and could not "
         f"be downloaded ({type(exc).__name__}: {exc}). Remedies: (1) place "

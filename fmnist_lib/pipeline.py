@@ -7,8 +7,10 @@ Everything is validated against `papermill.inspect_notebook` before any cell exe
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import logging
+import os
 import secrets
 import sys
 import time
@@ -150,6 +152,8 @@ def plan(
                     typed[key] = coerce(key, value, specs[nb][key]["type"])
                 except ParameterError as exc:
                     errors.append(f"{nb}: {exc}")
+            if nb == TRAINING and not errors:
+                errors.extend(_check_training_choice({**defaults(nb), **typed}))
             name = nb if nb != TRAINING else f"{nb}_{typed.get('MODEL', 'model')}"
             if nb == TRAINING and models and typed.get("MODEL") not in models:
                 continue
@@ -166,6 +170,34 @@ def plan(
             + describe_parameters(specs)
         )
     return steps
+
+
+def defaults(notebook: str) -> dict[str, Any]:
+    """The default value of every parameter of a notebook."""
+    found = {}
+    for name, spec in notebook_parameters(notebook).items():
+        try:
+            found[name] = ast.literal_eval(spec["default"])
+        except (ValueError, SyntaxError):
+            found[name] = spec["default"]
+    return found
+
+
+def effective_parameters(step: Step) -> dict[str, Any]:
+    """The notebook's defaults with the step's values applied: what the run really used."""
+    return {**defaults(step.notebook), **step.parameters}
+
+
+def _check_training_choice(params: dict[str, Any]) -> list[str]:
+    """Model, fine-tune stage, weights and image size, checked before anything executes."""
+    from fmnist_lib.models import ModelConfigError, validate_choice
+
+    try:
+        validate_choice(params["MODEL"], params["FINE_TUNE"], params["WEIGHTS"],
+                        params["IMAGE_SIZE"])
+    except ModelConfigError as exc:
+        return [f"{TRAINING}: {exc}"]
+    return []
 
 
 # --- execution ---------------------------------------------------------------------
@@ -251,6 +283,7 @@ def run_pipeline(
     from fmnist_lib import data
 
     steps = plan(profile, overrides, models)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # kernels inherit: hide C++ log noise
     provenance = data.load_fashion_mnist().provenance()  # fail before any notebook runs
     if resume is not None:
         run_dir = Path(resume).resolve()
@@ -271,7 +304,7 @@ def run_pipeline(
             "overrides": overrides or {},
             "started": dt.datetime.now().isoformat(timespec="seconds"),
             "status": "running",
-            "parameters": {s.name: s.parameters for s in steps},
+            "parameters": {s.name: effective_parameters(s) for s in steps},
             "data": provenance,
             **records.environment_record(),
             "steps": [],
@@ -290,7 +323,9 @@ def run_pipeline(
         record["steps"].append(entry)
         records.write_json(run_dir / "run.json", record)
         try:
-            entry["seconds"] = round(execute(step, run_dir, log_output), 2)
+            entry["seconds"] = round(
+                execute(step, run_dir, log_output and step.notebook == TRAINING), 2
+            )
         except StepFailed as exc:
             entry.update(status="failed", error=str(exc))
             record.update(status="failed", failed_step=step.name)

@@ -1,0 +1,71 @@
+# The two commands a new user needs: `make run` and `make test`. Both are idempotent.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROFILE ?= default
+RUN_ARGS ?=
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONUNBUFFERED := 1
+
+.PHONY: run test setup venv data browser lab lint format bench clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+run: setup  ## set up if needed, then run the pipeline with PROFILE (default: default)
+	@echo "==> running the pipeline, profile '$(PROFILE)' (output under runs/)"
+	$(PY) -m fmnist_lib run --profile $(PROFILE) $(RUN_ARGS)
+
+test: setup  ## set up if needed, then run every test (unit, nbval, end to end)
+	@echo "==> running the tests: unit, notebooks under nbval, end-to-end pipeline"
+	FMNIST_RUNS_DIR=$$(mktemp -d -t fmnist-test-runs.XXXX) $(PY) -m pytest tests notebooks \
+		--nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg --durations=15
+
+setup: venv data
+
+venv: $(STAMP)  ## create .venv and install the pinned dependencies
+
+$(STAMP): pyproject.toml
+	@if [ -x $(PY) ]; then echo "==> reusing $(VENV)"; else \
+		echo "==> creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); fi
+	@echo "==> installing pinned dependencies from pyproject.toml (this takes a few minutes the first time)"
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,lab]'
+	$(PY) -m ipykernel install --sys-prefix --name fmnist --display-name "Python (fmnist)" >/dev/null
+	@touch $(STAMP)
+	@echo "==> $(VENV) ready"
+
+data: $(STAMP)  ## make the Fashion-MNIST files available (Debian package when root) and verify them
+	@if $(PY) -m fmnist_lib data --quiet; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "==> installing Debian package dataset-fashion-mnist (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+		$(PY) -m fmnist_lib data; \
+	else \
+		echo "==> no local copy; not root or no apt-get: the first run downloads through Keras"; \
+	fi
+
+browser:  ## install Debian's chromium for the slide-deck browser test (root + apt only)
+	@if command -v chromium >/dev/null; then echo "==> chromium present: $$(command -v chromium)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "==> installing Debian package chromium (apt-get) for the browser test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "==> chromium missing and cannot be installed here: the browser test will be skipped"; fi
+
+lab: setup  ## open JupyterLab on notebooks/ with the project's kernel
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+lint: venv  ## ruff check and format check (code and notebooks)
+	$(VENV)/bin/ruff check fmnist_lib tests benchmarks
+	$(VENV)/bin/ruff format --check fmnist_lib tests benchmarks
+
+format: venv  ## ruff format
+	$(VENV)/bin/ruff format fmnist_lib tests benchmarks
+
+bench: setup  ## run the CPU benchmarks and regenerate BENCHMARKS.md
+	$(PY) benchmarks/run_all.py
+
+clean:  ## remove caches (keeps .venv and runs/)
+	rm -rf .cache .pytest_cache .ruff_cache .hypothesis
