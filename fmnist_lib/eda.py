@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import sparse, stats
-from scipy.sparse.csgraph import connected_components
+from scipy import stats
 from scipy.spatial import cKDTree
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
@@ -118,15 +117,15 @@ def combine(ds: FashionMNIST) -> Combined:
 
 
 def pixel_table(images: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
-    """Per class: mean ink, pixel std and share of zero pixels (0..255 scale)."""
+    """Per class present: mean ink, pixel std and share of zero pixels (0..255 scale)."""
     flat = images.reshape(len(images), -1)
     rows = {
-        name: {
+        CLASS_NAMES[c]: {
             "mean ink": flat[labels == c].mean(dtype=np.float64),
             "pixel std": flat[labels == c].std(dtype=np.float64),
             "zero share": (flat[labels == c] == 0).mean(),
         }
-        for c, name in enumerate(CLASS_NAMES)
+        for c in np.unique(labels)
     }
     return pd.DataFrame(rows).T
 
@@ -236,36 +235,43 @@ def near_pairs(
     return pairs[keep][order], dist[keep][order]
 
 
-def pair_table(
-    pairs: np.ndarray, distance: np.ndarray, labels: np.ndarray, split: np.ndarray
-) -> pd.DataFrame:
-    """One row per pair: indices, splits, class names, whether labels agree, and the kind."""
+def pair_table(pairs: np.ndarray, distance: np.ndarray, data: Combined) -> pd.DataFrame:
+    """One row per pair: indices, splits, class names, label agreement, kind, exactness."""
     i, j = pairs[:, 0], pairs[:, 1]
     names = np.asarray(CLASS_NAMES)
-    si, sj = split[i], split[j]
-    kind = np.where(si == sj, np.char.add("within ", si.astype(str)), "train/test")
+    si, sj = data.split[i], data.split[j]
+    flat = data.flat
     return pd.DataFrame(
         {
             "i": i,
             "j": j,
-            "split i": si,
-            "split j": sj,
-            "label i": names[labels[i]],
-            "label j": names[labels[j]],
-            "labels agree": labels[i] == labels[j],
-            "kind": kind,
+            "label i": names[data.labels[i]],
+            "label j": names[data.labels[j]],
+            "labels agree": data.labels[i] == data.labels[j],
+            "kind": np.where(si == sj, np.char.add("within ", si.astype(str)), "train/test"),
+            "exact": (flat[i] == flat[j]).all(axis=1),
             "distance": distance,
         }
     )
 
 
 def pair_counts(table: pd.DataFrame) -> pd.DataFrame:
-    """Pairs per kind, and how many of them carry different labels."""
+    """Per kind: pairs, distinct images in them, and pairs whose labels disagree."""
     kinds = ["within train", "within test", "train/test"]
-    grouped = table.groupby("kind")["labels agree"]
-    return pd.DataFrame(
-        {"pairs": grouped.size(), "labels disagree": grouped.apply(lambda s: int((~s).sum()))}
-    ).reindex(kinds, fill_value=0)
+    rows = {}
+    for kind in kinds:  # three kinds, not images
+        part = table[table["kind"] == kind]
+        rows[kind] = {
+            "pairs": len(part),
+            "images": len(np.union1d(part["i"], part["j"])),
+            "labels disagree": int((~part["labels agree"]).sum()),
+        }
+    return pd.DataFrame(rows).T.rename_axis("kind")
+
+
+def test_images_matched(table: pd.DataFrame) -> int:
+    """Distinct test images that have a partner in train (train comes first, so `j`)."""
+    return int(table.loc[table["kind"] == "train/test", "j"].nunique())
 
 
 # --- outliers ----------------------------------------------------------------------
@@ -348,17 +354,53 @@ def top_outliers(scores: pd.DataFrame, per_class: int) -> pd.DataFrame:
     """The `per_class` highest-scoring images of each class by the mean of both z-scores."""
     combined = (scores["centroid z"] + scores["reconstruction z"]) / 2
     ranked = scores.assign(combined=combined).sort_values("combined", ascending=False)
-    return ranked.groupby("label", sort=True).head(per_class).sort_values(
-        ["label", "combined"], ascending=[True, False]
+    return (
+        ranked.groupby("label", sort=True)
+        .head(per_class)
+        .sort_values(["label", "combined"], ascending=[True, False])
     )
 
 
-def mislabel_candidates(scores: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """Outliers by both methods whose nearest class centroid is another class."""
-    both = (scores["centroid z"] > threshold) & (scores["reconstruction z"] > threshold)
-    found = scores[both & (scores["nearest class"] != scores["label"])]
-    combined = (found["centroid z"] + found["reconstruction z"]) / 2
-    return found.assign(combined=combined).sort_values("combined", ascending=False)
+def mislabel_candidates(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    outliers: pd.DataFrame,
+    threshold: float,
+    k: int = 10,
+    vote: float = 0.7,
+) -> pd.DataFrame:
+    """Outliers (by either method) whose `k` nearest neighbours mostly carry another label.
+
+    Neighbours are searched in `scores` (the PCA space) among all images. An outlier looks
+    mislabelled when at least `vote` of its neighbours share one label other than its own.
+    Returns one row per such image (index: image), strongest vote first.
+    """
+    flagged = np.flatnonzero(
+        (outliers["centroid z"] > threshold) | (outliers["reconstruction z"] > threshold)
+    )
+    neighbours = NearestNeighbors(n_neighbors=k + 1).fit(scores)
+    idx = neighbours.kneighbors(scores[flagged], return_distance=False)
+    # Drop the image itself (not always first when an exact copy ties at distance 0).
+    not_self = np.argsort(idx == flagged[:, None], axis=1, kind="stable")
+    idx = np.take_along_axis(idx, not_self, axis=1)[:, :k]
+    n_classes = max(len(CLASS_NAMES), int(labels.max()) + 1)
+    votes = (labels[idx][..., None] == np.arange(n_classes)).sum(axis=1)
+    majority, share = votes.argmax(axis=1), votes.max(axis=1) / k
+    found = (majority != labels[flagged]) & (share >= vote)
+    rows = outliers.iloc[flagged[found]]
+    table = pd.DataFrame(
+        {
+            "label": rows["label"],
+            "neighbours' label": majority[found],
+            "vote": share[found],
+            "centroid z": rows["centroid z"],
+            "reconstruction z": rows["reconstruction z"],
+            "nearest centroid": rows["nearest class"],
+        }
+    )
+    combined = (table["centroid z"] + table["reconstruction z"]) / 2
+    order = np.lexsort((-combined.to_numpy(), -table["vote"].to_numpy()))
+    return table.iloc[order]
 
 
 # --- clustering --------------------------------------------------------------------
@@ -370,11 +412,12 @@ def kmeans_labels(scores: np.ndarray, k: int, seed: int, n_init: int = 4) -> np.
 
 
 def contingency(clusters: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
-    """Images per (cluster, class), clusters ordered by their majority class."""
+    """Images per (cluster, class); clusters renumbered in the order of their majority class."""
     table = pd.crosstab(clusters, labels).reindex(columns=range(len(CLASS_NAMES)), fill_value=0)
+    counts = table.to_numpy()
+    table = table.iloc[np.lexsort((-counts.max(axis=1), counts.argmax(axis=1)))]
     majority = table.to_numpy().argmax(axis=1)
-    table = table.iloc[np.lexsort((-table.to_numpy().max(axis=1), majority))]
-    table.index = [f"{c} ({CLASS_NAMES[m]})" for c, m in zip(table.index, np.sort(majority))]
+    table.index = [f"{r} ({CLASS_NAMES[m]})" for r, m in enumerate(majority)]  # renumbered
     table.index.name = "cluster (majority class)"
     table.columns = pd.Index(CLASS_NAMES, name="class")
     return table
@@ -391,18 +434,24 @@ def cluster_scores(clusters: np.ndarray, labels: np.ndarray) -> dict[str, float]
 
 
 def merged_classes(table: pd.DataFrame, share: float) -> dict[str, list]:
-    """Classes that share clusters, and classes spread over several clusters.
+    """Which classes k-means merges and splits, read off a cluster x class table.
 
-    A class belongs to a cluster holding at least `share` of its images. Classes that
-    belong to a common cluster, directly or through a chain, form one merged group.
+    A cluster merges the classes of which it holds at least `share` of the images; a
+    class is split when two or more clusters hold that share of it; a class is absorbed
+    when no cluster has it as its majority class.
     """
-    member = (table / table.sum(axis=0)).to_numpy() >= share  # clusters x classes
-    linked = sparse.csr_matrix(member.T.astype(int) @ member.astype(int))
-    n_groups, group = connected_components(linked, directed=False)
-    names = np.asarray(table.columns)
-    merged = [names[group == g].tolist() for g in range(n_groups) if (group == g).sum() > 1]
-    split = names[member.sum(axis=0) > 1].tolist()
-    return {"merged": merged, "split": split}
+    member = table / table.sum(axis=0) >= share  # clusters x classes
+    merged: list[list[str]] = []
+    for _, row in member.iterrows():  # one row per cluster
+        names = row.index[row].tolist()
+        if len(names) > 1 and names not in merged:
+            merged.append(names)
+    majority = set(table.to_numpy().argmax(axis=1))
+    return {
+        "merged": merged,
+        "split": member.columns[member.sum(axis=0) > 1].tolist(),
+        "absorbed": [name for c, name in enumerate(table.columns) if c not in majority],
+    }
 
 
 def sample_indices(n: int, size: int, seed: int) -> np.ndarray:
@@ -433,7 +482,9 @@ def _import_umap():
     if "umap" not in sys.modules and "tensorflow" not in sys.modules:
         sys.modules["tensorflow"] = None  # makes `import tensorflow` raise ImportError
         try:
-            import umap
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # tqdm without ipywidgets, TensorFlow absent
+                import umap
         finally:
             del sys.modules["tensorflow"]
     import umap

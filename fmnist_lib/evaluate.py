@@ -9,6 +9,14 @@ from sklearn import metrics
 from fmnist_lib.data import CLASS_NAMES, NUM_CLASSES
 
 
+def predict(model, images: np.ndarray, tta: bool = False, batch_size: int = 512) -> np.ndarray:
+    """Class probabilities; with `tta`, averaged over each image and its left-right mirror."""
+    proba = model.predict(images, batch_size=batch_size, verbose=0)
+    if tta:
+        proba = (proba + model.predict(images[:, :, ::-1], batch_size=batch_size, verbose=0)) / 2
+    return proba
+
+
 def summary(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     """Test accuracy, macro F1 and log-loss from predicted probabilities."""
     y_pred = proba.argmax(axis=1)

@@ -15,7 +15,7 @@ import keras
 from keras import layers
 
 from fmnist_lib.data import NUM_CLASSES
-from fmnist_lib.preprocess import check_image_size
+from fmnist_lib.preprocess import check_image_size, parse_augment
 
 MODELS = ("mlp", "cnn", "resnet50")
 FINE_TUNE_STAGES = ("frozen", "top", "full")
@@ -51,8 +51,14 @@ class WeightsChoice:
         return f"WEIGHTS USED: {what}; fine-tune stage: {self.fine_tune}{extra}"
 
 
-def validate_choice(model: str, fine_tune: str, weights: str, image_size: int) -> None:
+def validate_choice(
+    model: str, fine_tune: str, weights: str, image_size: int, augment: str = "none"
+) -> None:
     """Refuse unknown names and impossible sizes before anything is built."""
+    try:
+        parse_augment(augment)
+    except ValueError as exc:
+        raise ModelConfigError(str(exc)) from None
     if model not in MODELS:
         raise ModelConfigError(f"MODEL={model!r} is unknown; choose one of {', '.join(MODELS)}")
     if model != "resnet50":
@@ -93,7 +99,7 @@ def build_mlp(input_shape: tuple[int, ...] = (28, 28), hidden: tuple[int, int] =
     return keras.Model(inputs, outputs, name="mlp")
 
 
-def build_cnn(input_shape: tuple[int, ...] = (28, 28, 1), dropout: float = 0.3) -> keras.Model:
+def build_cnn(input_shape: tuple[int, ...] = (28, 28, 1), dropout: float = 0.4) -> keras.Model:
     """A small CNN: three conv/BN/ReLU/max-pool blocks (32, 64, 128), then a dense head."""
     inputs = keras.Input(shape=input_shape, name="image")
     x = inputs
@@ -104,7 +110,7 @@ def build_cnn(input_shape: tuple[int, ...] = (28, 28, 1), dropout: float = 0.3) 
         x = layers.MaxPooling2D(name=f"pool_{i}")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dropout(dropout, name="dropout_1")(x)
-    x = layers.Dense(128, activation="relu", name="dense")(x)
+    x = layers.Dense(256, activation="relu", name="dense")(x)
     x = layers.Dropout(dropout, name="dropout_2")(x)
     outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="softmax")(x)
     return keras.Model(inputs, outputs, name="cnn")

@@ -194,7 +194,7 @@ def _check_training_choice(params: dict[str, Any]) -> list[str]:
 
     try:
         validate_choice(params["MODEL"], params["FINE_TUNE"], params["WEIGHTS"],
-                        params["IMAGE_SIZE"])
+                        params["IMAGE_SIZE"], params["AUGMENT"])
     except ModelConfigError as exc:
         return [f"{TRAINING}: {exc}"]
     return []

@@ -128,3 +128,190 @@ def reliability_diagram(table: pd.DataFrame, ece: float, title: str) -> plt.Figu
     ax.set_title(f"{title} (ECE = {ece:.3f})")
     ax.legend(loc="upper left")
     return fig
+
+
+# --- exploratory analysis (01_eda) -------------------------------------------------
+
+
+def class_mean_std(means: np.ndarray, stds: np.ndarray) -> plt.Figure:
+    """Mean image (top row) and standard-deviation image (bottom row) of each class."""
+    n = len(means)
+    fig, axes = plt.subplots(2, n, figsize=(n * 1.25, 3.2))
+    for c in range(n):
+        for row, (stack, cmap) in enumerate(((means, "gray_r"), (stds, "magma"))):
+            ax = axes[row, c]
+            ax.imshow(stack[c], cmap=cmap, vmin=0, vmax=255 if row == 0 else stds.max())
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+        axes[0, c].set_title(CLASS_NAMES[c], fontsize=9)
+    axes[0, 0].set_ylabel("mean", fontsize=10)
+    axes[1, 0].set_ylabel("std", fontsize=10)
+    fig.suptitle("Mean and standard deviation of each pixel, per class", y=1.0)
+    return fig
+
+
+def pixel_histogram(counts: dict[str, np.ndarray]) -> plt.Figure:
+    """Share of pixels at each grey level (log scale), one line per split."""
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    for (name, values), style in zip(counts.items(), ("-", "--", ":", "-."), strict=False):
+        ax.step(np.arange(len(values)), values / values.sum(), where="mid", ls=style, label=name)
+    ax.set_yscale("log")
+    ax.set_xlim(-2, 257)
+    ax.set_xlabel("grey level (0 = background, 255 = full ink)")
+    ax.set_ylabel("share of pixels")
+    ax.set_title("Pixel-intensity histogram")
+    ax.legend()
+    return fig
+
+
+def _tiles(images: np.ndarray, ncols: int, gap_x: int, gap_y: int) -> np.ndarray:
+    """Tile (n, h, w) images into one array row by row; gaps and empty tiles are NaN."""
+    n, h, w = images.shape
+    nrows = max(1, -(-n // ncols))
+    tiles = np.full((nrows * ncols, h + gap_y, w + gap_x), np.nan)
+    tiles[:n, :h, :w] = images
+    canvas = tiles.reshape(nrows, ncols, h + gap_y, w + gap_x).transpose(0, 2, 1, 3)
+    return canvas.reshape(nrows * (h + gap_y), ncols * (w + gap_x))[:, :-gap_x]
+
+
+def captioned_tiles(
+    images: np.ndarray,
+    captions: list[str],
+    ncols: int,
+    colors: list[str] | None = None,
+    row_names: list[str] | None = None,
+    gap_x: int = 6,
+    inches_per_pixel: float = 1.1 / 28,
+    fontsize: float = 8,
+) -> plt.Figure:
+    """Images as tiles of one picture, a caption under each (fast for many images).
+
+    Args:
+        images: (n, h, w) grey levels 0..255; NaN pixels are drawn white.
+        captions: one line (or two, joined by a newline) per image.
+        ncols: tiles per row.
+        colors: caption colour per image (default black).
+        row_names: a label left of each row of tiles.
+        gap_x: blank pixels between tiles in a row.
+    """
+    h, w = images.shape[1:]
+    lines = 1 + max(c.count("\n") for c in captions)
+    line_px = fontsize * 1.3 / 72 / inches_per_pixel  # caption line height in image pixels
+    gap_y = 3 + int(np.ceil(lines * line_px))
+    canvas = _tiles(images, ncols, gap_x, gap_y)
+    fig, ax = plt.subplots(
+        figsize=(canvas.shape[1] * inches_per_pixel, canvas.shape[0] * inches_per_pixel)
+    )
+    cmap = plt.get_cmap("gray_r").with_extremes(bad="white")
+    ax.imshow(canvas, cmap=cmap, vmin=0, vmax=255, interpolation="nearest")
+    ax.axis("off")
+    for k, caption in enumerate(captions):
+        row, col = divmod(k, ncols)
+        x, y = col * (w + gap_x) + w / 2, row * (h + gap_y) + h + 1
+        color = colors[k] if colors else "black"
+        ax.text(x, y, caption, ha="center", va="top", fontsize=fontsize, color=color)
+    for row, name in enumerate(row_names or []):
+        ax.text(-3, row * (h + gap_y) + h / 2, name, ha="right", va="center", fontsize=9)
+    return fig
+
+
+def image_pairs(
+    images: np.ndarray,
+    pairs: np.ndarray,
+    captions: list[str],
+    colors: list[str] | None = None,
+    ncols: int = 5,
+) -> plt.Figure:
+    """Pairs of images side by side (left `pairs[:, 0]`, right `pairs[:, 1]`), captioned."""
+    gap = np.full((len(pairs), images.shape[1], 2), np.nan)
+    joined = np.concatenate([images[pairs[:, 0]], gap, images[pairs[:, 1]]], axis=2)
+    return captioned_tiles(joined, captions, ncols, colors, gap_x=16, inches_per_pixel=0.95 / 28)
+
+
+def class_rows(
+    images: np.ndarray, rows: list[np.ndarray], row_names: list[str], captions: list[list[str]]
+) -> plt.Figure:
+    """One row of captioned images per class; `rows[r]` indexes `images`."""
+    ncols = max(len(r) for r in rows)
+    h, w = images.shape[1:]
+    grid = np.full((len(rows), ncols, h, w), np.nan)
+    flat_captions = [""] * (len(rows) * ncols)
+    for r, idx in enumerate(rows):  # one iteration per class
+        grid[r, : len(idx)] = images[idx]
+        flat_captions[r * ncols : r * ncols + len(idx)] = captions[r]
+    return captioned_tiles(grid.reshape(-1, h, w), flat_captions, ncols, row_names=row_names)
+
+
+def score_scatter(
+    x: np.ndarray, y: np.ndarray, threshold: float, xlabel: str, ylabel: str
+) -> plt.Figure:
+    """Two outlier scores against each other, with the flagging threshold on each axis."""
+    fig, ax = plt.subplots(figsize=(5.6, 5))
+    ax.scatter(x, y, s=2, alpha=0.25, color="tab:blue", rasterized=True)
+    ax.axvline(threshold, color="tab:red", ls="--", lw=1)
+    ax.axhline(threshold, color="tab:red", ls="--", lw=1, label=f"threshold {threshold:g}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title("Do the two outlier scores agree?")
+    ax.legend(loc="upper right")
+    return fig
+
+
+def explained_variance(ratio: np.ndarray, kept: int) -> plt.Figure:
+    """Cumulative explained variance of the principal components, with the number kept."""
+    cumulative = np.cumsum(ratio)
+    x = np.arange(1, len(ratio) + 1)
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    ax.plot(x, cumulative, color="tab:blue")
+    ax.axvline(kept, color="tab:red", ls="--", lw=1)
+    ax.annotate(
+        f"{kept} components: {cumulative[kept - 1]:.1%}",
+        (kept, cumulative[kept - 1]),
+        xytext=(12, -30),
+        textcoords="offset points",
+        color="tab:red",
+    )
+    ax.set_xscale("log")
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("principal components (log scale)")
+    ax.set_ylabel("cumulative share of variance")
+    ax.set_title("PCA explained variance")
+    return fig
+
+
+def embedding_scatter(embedding: np.ndarray, labels: np.ndarray, title: str) -> plt.Figure:
+    """A 2-D embedding coloured by class, with the class legend outside the axes."""
+    fig, ax = plt.subplots(figsize=(8, 6.2))
+    palette = sns.color_palette("tab10", len(CLASS_NAMES))
+    for c, name in enumerate(CLASS_NAMES):
+        pts = embedding[labels == c]
+        ax.scatter(
+            pts[:, 0], pts[:, 1], s=3, alpha=0.6, color=palette[c], label=name, rasterized=True
+        )
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title)
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=4, frameon=False)
+    return fig
+
+
+def contingency_heatmap(table: pd.DataFrame, title: str) -> plt.Figure:
+    """Annotated cluster-by-class counts, shaded by each class's share in the cluster."""
+    fig, ax = plt.subplots(figsize=(9, 6.2))
+    shares = table / table.sum(axis=0)
+    sns.heatmap(
+        shares,
+        annot=table,
+        fmt="d",
+        cmap="Blues",
+        cbar_kws={"label": "share of class"},
+        ax=ax,
+        annot_kws={"size": 8},
+    )
+    ax.set_xlabel("true class")
+    ax.set_ylabel("k-means cluster (majority class)")
+    ax.set_title(title)
+    ax.tick_params(axis="x", rotation=35)
+    plt.setp(ax.get_xticklabels(), ha="right")
+    return fig

@@ -103,6 +103,24 @@ class Augment:
         return out
 
 
+AUGMENTATIONS = ("flip", "shift", "erase")
+
+
+def parse_augment(spec: str) -> Augment | None:
+    """Parse `AUGMENT`: "none", or a "+"-joined subset of flip, shift and erase."""
+    parts = [p.strip() for p in spec.lower().split("+") if p.strip()]
+    if parts in ([], ["none"]):
+        return None
+    unknown = [p for p in parts if p not in AUGMENTATIONS]
+    if unknown:
+        raise ValueError(
+            f"AUGMENT={spec!r}: unknown augmentation {unknown[0]!r}; use 'none' or a '+'-joined "
+            f"subset of {', '.join(AUGMENTATIONS)} (e.g. 'flip+shift')"
+        )
+    return Augment(flip="flip" in parts, shift=2 if "shift" in parts else 0,
+                   erase_prob=0.5 if "erase" in parts else 0.0)
+
+
 def random_flip(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Mirror about half of the images left-right."""
     flip = rng.random(len(images)) < 0.5

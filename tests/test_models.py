@@ -33,6 +33,7 @@ def test_cnn_output():
         (("resnet50", "frozen", "auto", 28), "IMAGE_SIZE=28.*at least 32"),
         (("resnet50", "frozen", "/no/such.h5", 32), "no such file"),
         (("resnet50", "frozen", "none", 32), "random, frozen features"),
+        (("cnn", "frozen", "auto", 32, "flip+rotate"), "unknown augmentation .rotate."),
     ],
 )
 def test_bad_choices_are_refused(args, message):
