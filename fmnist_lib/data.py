@@ -282,7 +282,9 @@ def read_csv(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
     try:
         text = path.read_bytes().decode("ascii")
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not an ASCII CSV file ({exc.reason} at byte {exc.start})")
+        raise DataError(
+            f"{path}: not an ASCII CSV file ({exc.reason} at byte {exc.start})"
+        ) from None
     lines = text.splitlines()
     while lines and not lines[-1].strip():
         lines.pop()

@@ -193,8 +193,13 @@ def _check_training_choice(params: dict[str, Any]) -> list[str]:
     from fmnist_lib.models import ModelConfigError, validate_choice
 
     try:
-        validate_choice(params["MODEL"], params["FINE_TUNE"], params["WEIGHTS"],
-                        params["IMAGE_SIZE"], params["AUGMENT"])
+        validate_choice(
+            params["MODEL"],
+            params["FINE_TUNE"],
+            params["WEIGHTS"],
+            params["IMAGE_SIZE"],
+            params["AUGMENT"],
+        )
     except ModelConfigError as exc:
         return [f"{TRAINING}: {exc}"]
     return []

@@ -120,8 +120,14 @@ def reliability_diagram(table: pd.DataFrame, ece: float, title: str) -> plt.Figu
     fig, ax = plt.subplots(figsize=(4.8, 4.5))
     used = table[table["count"] > 0]
     centers = (used["lower"] + used["upper"]) / 2
-    ax.bar(centers, used["accuracy"], width=used["upper"] - used["lower"], edgecolor="k",
-           alpha=0.7, label="accuracy")
+    ax.bar(
+        centers,
+        used["accuracy"],
+        width=used["upper"] - used["lower"],
+        edgecolor="k",
+        alpha=0.7,
+        label="accuracy",
+    )
     ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
     ax.set_xlabel("confidence")
     ax.set_ylabel("accuracy")

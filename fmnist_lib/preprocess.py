@@ -117,8 +117,11 @@ def parse_augment(spec: str) -> Augment | None:
             f"AUGMENT={spec!r}: unknown augmentation {unknown[0]!r}; use 'none' or a '+'-joined "
             f"subset of {', '.join(AUGMENTATIONS)} (e.g. 'flip+shift')"
         )
-    return Augment(flip="flip" in parts, shift=2 if "shift" in parts else 0,
-                   erase_prob=0.5 if "erase" in parts else 0.0)
+    return Augment(
+        flip="flip" in parts,
+        shift=2 if "shift" in parts else 0,
+        erase_prob=0.5 if "erase" in parts else 0.0,
+    )
 
 
 def random_flip(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -212,8 +215,9 @@ def make_batches(
 SPLIT_FILE = "split.npz"
 
 
-def save_split(run_dir: str | os.PathLike[str], split: dict[str, np.ndarray],
-               standardizer: Standardizer) -> Path:
+def save_split(
+    run_dir: str | os.PathLike[str], split: dict[str, np.ndarray], standardizer: Standardizer
+) -> Path:
     """Write the train/validation/test indices and the standardisation statistics."""
     path = Path(run_dir) / SPLIT_FILE
     np.savez(path, **split, mean=standardizer.mean, std=standardizer.std)
@@ -233,8 +237,9 @@ def load_split(run_dir: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], 
     return split, std
 
 
-def model_inputs(model: str, ds, split: dict[str, np.ndarray], standardizer: Standardizer,
-                 image_size: int = 32) -> dict[str, np.ndarray]:
+def model_inputs(
+    model: str, ds, split: dict[str, np.ndarray], standardizer: Standardizer, image_size: int = 32
+) -> dict[str, np.ndarray]:
     """Arrays for `model`: standardised 28x28 (mlp), with a channel (cnn), or ResNet50 inputs."""
     raw = {
         "train": ds.x_train[split["train"]],

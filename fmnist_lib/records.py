@@ -95,7 +95,8 @@ def git_state(root: Path = PROJ_ROOT) -> dict[str, Any]:
         return out.stdout.strip() if out.returncode == 0 else None
 
     status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None}
+    dirty = bool(status) if status is not None else None
+    return {"commit": git("rev-parse", "HEAD"), "dirty": dirty}
 
 
 def describe_device() -> dict[str, Any]:

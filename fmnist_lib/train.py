@@ -65,6 +65,19 @@ class EpochCheckpoint(keras.callbacks.Callback):
         )
 
 
+def model_dir(run_dir: Path, model: str, *, scratch: bool = False) -> Path:
+    """The model's folder in the run. With `scratch` (the interactive folder, not resuming),
+    training left there by an earlier session is cleared so the notebook can be re-run."""
+    path = Path(run_dir) / "models" / model
+    if scratch and path.exists():
+        import shutil
+
+        shutil.rmtree(path)
+        print(f"cleared earlier interactive training in {path}")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def one_hot(labels: np.ndarray) -> np.ndarray:
     """Integer labels -> one-hot float32, for categorical cross-entropy."""
     return keras.utils.to_categorical(labels, NUM_CLASSES).astype(np.float32)
@@ -209,8 +222,11 @@ def pooled_features(
         `(features, cache_file, was_cached)`.
     """
     cache_dir = cache_dir if cache_dir is not None else config.cache_dir() / "features"
-    key = array_digest(np.frombuffer((weights_key or weights_digest(backbone)).encode(), np.uint8),
-                       np.asarray(images.shape), images)
+    key = array_digest(
+        np.frombuffer((weights_key or weights_digest(backbone)).encode(), np.uint8),
+        np.asarray(images.shape),
+        images,
+    )
     path = cache_dir / f"resnet50-{images.shape[1]}px-{key}.npy"
     if path.exists():
         return np.load(path), path, True
@@ -267,8 +283,14 @@ def train_model(
     head on features; `top` then unfreezes the last stage for `fine_tune_epochs` at a
     tenth of the learning rate; `full` trains everything end to end.
     """
-    common = dict(batch_size=batch_size, seed=seed, resume=resume, callbacks=callbacks,
-                  early_stopping=early_stopping, label_smoothing=label_smoothing)
+    common = dict(
+        batch_size=batch_size,
+        seed=seed,
+        resume=resume,
+        callbacks=callbacks,
+        early_stopping=early_stopping,
+        label_smoothing=label_smoothing,
+    )
     val = (inputs["x_val"], inputs["y_val"]) if len(inputs["y_val"]) else None
     stages: dict[str, list[dict[str, float]]] = {}
     seconds = 0.0
@@ -284,19 +306,44 @@ def train_model(
             cache[part] = {"file": str(path), "cached": hit}
         cache["seconds"] = round(time.perf_counter() - start, 2)
         head_val = (feats["val"], inputs["y_val"]) if val is not None else None
-        res = fit_stage(head, out_dir / "head", feats["train"], inputs["y_train"], head_val,
-                        epochs=epochs, learning_rate=learning_rate, **common)
+        res = fit_stage(
+            head,
+            out_dir / "head",
+            feats["train"],
+            inputs["y_train"],
+            head_val,
+            epochs=epochs,
+            learning_rate=learning_rate,
+            **common,
+        )
         head.set_weights(res.model.get_weights())
         stages["head"], seconds = res.history, seconds + res.seconds + cache["seconds"]
         if fine_tune == "top" and fine_tune_epochs > 0:
             set_trainable(backbone, "top")
-            res = fit_stage(model, out_dir / "top", inputs["x_train"], inputs["y_train"], val,
-                            epochs=fine_tune_epochs, learning_rate=learning_rate / 10,
-                            augment=augment, **common)
+            res = fit_stage(
+                model,
+                out_dir / "top",
+                inputs["x_train"],
+                inputs["y_train"],
+                val,
+                epochs=fine_tune_epochs,
+                learning_rate=learning_rate / 10,
+                augment=augment,
+                **common,
+            )
             model, stages["top"], seconds = res.model, res.history, seconds + res.seconds
     else:
-        res = fit_stage(model, out_dir / "main", inputs["x_train"], inputs["y_train"], val,
-                        epochs=epochs, learning_rate=learning_rate, augment=augment, **common)
+        res = fit_stage(
+            model,
+            out_dir / "main",
+            inputs["x_train"],
+            inputs["y_train"],
+            val,
+            epochs=epochs,
+            learning_rate=learning_rate,
+            augment=augment,
+            **common,
+        )
         model, stages["main"], seconds = res.model, res.history, res.seconds
     result = TrainResult(model, stages, seconds, cache)
     records.write_json(out_dir / "history.json", result.history())

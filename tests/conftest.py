@@ -67,8 +67,10 @@ def tiny_dir(tmp_path: Path) -> Path:
     folder.mkdir()
     rng = np.random.default_rng(0)
     for split, n in (("train", 20), ("test", 10)):
-        data.write_idx_gz(folder / data.FILES[f"{split}_images"],
-                          rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        data.write_idx_gz(
+            folder / data.FILES[f"{split}_images"],
+            rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+        )
         data.write_idx_gz(folder / data.FILES[f"{split}_labels"], np.arange(n) % 10)
     return folder
 

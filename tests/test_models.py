@@ -97,8 +97,9 @@ def test_weights_file_path_loads(tmp_path, planted_backbone):
     np.testing.assert_array_equal(backbone.get_weights()[0], planted_backbone.get_weights()[0])
     trainable = {layer.name for layer in backbone.layers if layer.trainable and layer.weights}
     assert trainable and all(n.startswith("conv5_") for n in trainable)
-    assert not any(isinstance(backbone.get_layer(n), keras.layers.BatchNormalization)
-                   for n in trainable)
+    assert not any(
+        isinstance(backbone.get_layer(n), keras.layers.BatchNormalization) for n in trainable
+    )
 
 
 def test_weights_for_another_architecture_are_refused(tmp_path):

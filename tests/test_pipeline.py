@@ -29,8 +29,16 @@ def cli(*args: str, cwd: Path = config.PROJ_ROOT, timeout: int = 900):
 
 @pytest.mark.parametrize(
     ("value", "type_name", "expected"),
-    [("3", "int", 3), ("0.5", "float", 0.5), ("2", "float", 2.0), ("true", "bool", True),
-     ("False", "bool", False), ("cnn", "str", "cnn"), ("42", "str", "42"), (7, "int", 7)],
+    [
+        ("3", "int", 3),
+        ("0.5", "float", 0.5),
+        ("2", "float", 2.0),
+        ("true", "bool", True),
+        ("False", "bool", False),
+        ("cnn", "str", "cnn"),
+        ("42", "str", "42"),
+        (7, "int", 7),
+    ],
 )
 def test_coerce_parses_by_declared_type(value, type_name, expected):
     out = pipeline.coerce("X", value, type_name)
@@ -39,8 +47,16 @@ def test_coerce_parses_by_declared_type(value, type_name, expected):
 
 @pytest.mark.parametrize(
     ("value", "type_name"),
-    [("three", "int"), ("1.5", "int"), ("maybe", "bool"), (True, "int"), (1.5, "int"),
-     ("x", "float"), (3, "str"), (1, "bool")],
+    [
+        ("three", "int"),
+        ("1.5", "int"),
+        ("maybe", "bool"),
+        (True, "int"),
+        (1.5, "int"),
+        ("x", "float"),
+        (3, "str"),
+        (1, "bool"),
+    ],
 )
 def test_coerce_refuses_wrong_types(value, type_name):
     with pytest.raises(pipeline.ParameterError, match=f"X: expected {type_name}"):
@@ -50,13 +66,20 @@ def test_coerce_refuses_wrong_types(value, type_name):
 def test_plan_expands_training_runs_and_applies_overrides():
     steps = pipeline.plan("smoke", {"EPOCHS": "4", "SEED": "7"})
     names = [s.name for s in steps]
-    assert names == ["01_eda", "02_preprocessing", "03_training_mlp", "03_training_cnn",
-                     "03_training_resnet50", "04_results"]
+    assert names == [
+        "01_eda",
+        "02_preprocessing",
+        "03_training_mlp",
+        "03_training_cnn",
+        "03_training_resnet50",
+        "04_results",
+    ]
     training = [s for s in steps if s.notebook == "03_training"]
     assert {s.parameters["EPOCHS"] for s in training} == {4}
     assert all(s.parameters["SEED"] == 7 for s in steps if "SEED" in s.parameters)
-    assert [s.name for s in pipeline.plan("smoke", models=["cnn"])
-            if s.notebook == "03_training"] == ["03_training_cnn"]
+    assert [
+        s.name for s in pipeline.plan("smoke", models=["cnn"]) if s.notebook == "03_training"
+    ] == ["03_training_cnn"]
 
 
 def test_plan_lists_valid_parameters_on_error():
@@ -118,9 +141,14 @@ def smoke_run(tmp_path_factory):
 def test_smoke_run_leaves_every_artifact(smoke_run, real_ds):
     run_dir, stdout = smoke_run
     notebooks = sorted(p.name for p in run_dir.glob("*.ipynb"))
-    assert notebooks == ["01_eda.ipynb", "02_preprocessing.ipynb", "03_training_cnn.ipynb",
-                         "03_training_mlp.ipynb", "03_training_resnet50.ipynb",
-                         "04_results.ipynb"]
+    assert notebooks == [
+        "01_eda.ipynb",
+        "02_preprocessing.ipynb",
+        "03_training_cnn.ipynb",
+        "03_training_mlp.ipynb",
+        "03_training_resnet50.ipynb",
+        "04_results.ipynb",
+    ]
     assert "[6/6] 04_results: done in" in stdout
     for name in ("eda_class_distribution", "results_training_curves", "results_confusion_best"):
         png = run_dir / "figures" / f"{name}.png"
@@ -151,8 +179,19 @@ def test_smoke_run_record(smoke_run, real_ds):
 
 @pytest.mark.slow
 def test_failed_notebook_is_kept_and_named(tmp_path):
-    out = cli("run", "--profile", "smoke", "-p", "VAL_FRACTION", "1.5", "--models", "mlp",
-              "--runs-dir", str(tmp_path), "--quiet")
+    out = cli(
+        "run",
+        "--profile",
+        "smoke",
+        "-p",
+        "VAL_FRACTION",
+        "1.5",
+        "--models",
+        "mlp",
+        "--runs-dir",
+        str(tmp_path),
+        "--quiet",
+    )
     assert out.returncode == 1
     assert "02_preprocessing failed in cell [" in out.stderr
     assert "VAL_FRACTION must be between 0 and 1" in out.stderr

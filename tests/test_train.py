@@ -42,8 +42,13 @@ SCRIPT = textwrap.dedent(
 
 def _start(stage_dir: Path, mode: str) -> subprocess.Popen:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.Popen([sys.executable, "-c", SCRIPT, str(stage_dir), mode], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, str(stage_dir), mode],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 @pytest.mark.slow
@@ -85,8 +90,17 @@ def test_existing_training_is_not_overwritten(tmp_path):
 def test_training_writes_tensorboard_logs_and_a_safe_model(tmp_path):
     x = np.random.default_rng(0).random((40, 28, 28)).astype(np.float32)
     y = np.arange(40) % 10
-    res = train.fit_stage(models.build_mlp(hidden=(8, 8)), tmp_path / "s", x, y, (x, y),
-                          epochs=2, batch_size=20, learning_rate=1e-3, seed=0)
+    res = train.fit_stage(
+        models.build_mlp(hidden=(8, 8)),
+        tmp_path / "s",
+        x,
+        y,
+        (x, y),
+        epochs=2,
+        batch_size=20,
+        learning_rate=1e-3,
+        seed=0,
+    )
     assert list((tmp_path / "s" / "tensorboard").rglob("events.out.tfevents*"))
     reloaded = train.save_and_reload(res.model, tmp_path / "model.keras")
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), res.model.predict(x, verbose=0))
@@ -100,8 +114,7 @@ def test_head_on_cached_features_matches_in_loop_training(tmp_path, monkeypatch)
     x = rng.normal(0, 50, (64, 32, 32, 3)).astype(np.float32)
     y = np.arange(64) % 10
     keras.utils.set_random_seed(1)
-    backbone = keras.applications.ResNet50(include_top=False, weights=None,
-                                           input_shape=(32, 32, 3))
+    backbone = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3))
     backbone.trainable = False
     head_a = models.build_head()
     head_b = models.build_head()
