@@ -299,6 +299,10 @@ def run_pipeline(
         for step in steps:
             if step.notebook == TRAINING:
                 step.parameters["RESUME"] = True
+        record["parameters"] = {s.name: effective_parameters(s) for s in steps}
+        record.setdefault("resumed", []).append(
+            {"at": dt.datetime.now().isoformat(timespec="seconds"), "overrides": overrides or {}}
+        )
     else:
         run_dir = new_run_dir(profile, runs_root)
         done = set()

@@ -200,7 +200,7 @@ def test_csv_missing_and_empty(tmp_path):
 
 # --- fuzzing: load correctly or raise DataError, nothing else --------------------------
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @FUZZ

@@ -200,3 +200,18 @@ def test_failed_notebook_is_kept_and_named(tmp_path):
     assert (run_dir / "01_eda.ipynb").exists()  # earlier work is kept
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "failed" and record["failed_step"] == "02_preprocessing"
+
+    # Resume the failed run in its own folder: finished steps are not recomputed.
+    eda_mtime = (run_dir / "01_eda.ipynb").stat().st_mtime
+    out = cli("run", "--profile", "smoke", "--models", "mlp", "--resume", str(run_dir), "--quiet")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "01_eda: already done, skipped" in out.stdout
+    assert (run_dir / "01_eda.ipynb").stat().st_mtime == eda_mtime
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "done" and len(record["resumed"]) == 1
+    assert [s["name"] for s in record["steps"]] == [
+        "01_eda",
+        "02_preprocessing",
+        "03_training_mlp",
+        "04_results",
+    ]

@@ -1,0 +1,132 @@
+"""The notebooks: conventions, papermill's parameter help, nbval's teeth, the JAX backend."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import nbformat
+import numpy as np
+import pytest
+
+from fmnist_lib import config, data, pipeline, preprocess
+
+NOTEBOOKS = sorted(config.NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+PARAM_LINE = re.compile(r"^[A-Z][A-Z0-9_]*: (int|float|str|bool) = [^=]+  # [^=]+$")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_conventions(path):
+    nb = nbformat.read(path, as_version=4)
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith("# ")
+    assert "**Reads:**" in first.source and "**Writes:**" in first.source
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged `parameters`"
+    lines = [ln for ln in tagged[0].source.splitlines() if ln.strip()]
+    assert lines and all(PARAM_LINE.match(ln) for ln in lines), lines
+    assert any(ln.startswith("RUN_DIR: str") for ln in lines)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert "def " not in cell.source, "functions belong in fmnist_lib"
+            assert "../" not in cell.source, "paths come from fmnist_lib.config"
+    assert nb.metadata.kernelspec.name == "python3"
+
+
+def test_papermill_documents_parameters():
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "papermill",
+            "--help-notebook",
+            str(config.NOTEBOOKS_DIR / "03_training.ipynb"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"EPOCHS: int \(default 3\)\s+training epochs", out.stdout)
+    assert 'WEIGHTS: str (default "auto")' in out.stdout
+
+
+@pytest.mark.slow
+def test_nbval_fails_when_a_checked_output_changes(tmp_path):
+    """nbval has teeth: a changed checked output (the split sizes table) fails it."""
+    nb = nbformat.read(config.NOTEBOOKS_DIR / "02_preprocessing.ipynb", as_version=4)
+    changed = 0
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            text = output.get("data", {}).get("text/plain", "")
+            if "total" in text and "1800" not in text and "5400" in text:
+                output["data"]["text/plain"] = text.replace("5400", "5401", 1)
+                changed += 1
+    assert changed == 1, "the split-size table output was not found"
+    target = tmp_path / "02_preprocessing.ipynb"
+    nbformat.write(nb, target)
+    env = {**os.environ, "FMNIST_RUNS_DIR": str(tmp_path / "runs")}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval",
+            "--nbval-current-env",
+            "-p",
+            "no:cacheprovider",
+            "--nbval-sanitize-with",
+            str(config.PROJ_ROOT / "tests" / "sanitize.cfg"),
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 1, out.stdout[-2000:]
+    assert "5401" in out.stdout and "1 failed" in out.stdout
+
+
+@pytest.fixture
+def tiny_run(tmp_path, real_ds):
+    """A run folder with a small split, as 02_preprocessing would write it."""
+    tr, va = data.stratified_split(real_ds.y_train[:1200], 0.25, seed=0)
+    split = {"train": tr, "val": va, "test": np.arange(300)}
+    preprocess.save_split(tmp_path, split, preprocess.Standardizer.fit(real_ds.x_train[tr]))
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_training_notebook_runs_on_the_jax_backend(tiny_run, monkeypatch):
+    pytest.importorskip("jax")
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    step = pipeline.Step(
+        "03_training",
+        "03_training_cnn",
+        {"MODEL": "cnn", "EPOCHS": 2, "AUGMENT": "flip+shift+erase", "TTA": True},
+    )
+    pipeline.execute(step, tiny_run, log_output=False)
+    metrics = json.loads((tiny_run / "metrics.json").read_text())["training"]["cnn"]
+    assert metrics["keras_backend"] == "jax" and metrics["epochs"] == 2
+    assert metrics["n"] == 300 and 0.0 <= metrics["accuracy"] <= 1.0
+    history = json.loads((tiny_run / "models" / "cnn" / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [0, 1]
+
+
+@pytest.mark.slow
+def test_training_notebook_refuses_bad_weights_before_training(tiny_run, tmp_path):
+    bad = tmp_path / "not_resnet.h5"
+    bad.write_bytes(b"garbage")
+    step = pipeline.Step(
+        "03_training",
+        "03_training_resnet50",
+        {"MODEL": "resnet50", "WEIGHTS": str(bad), "FINE_TUNE": "frozen"},
+    )
+    with pytest.raises(pipeline.StepFailed, match="ModelConfigError.*not_resnet.h5"):
+        pipeline.execute(step, tiny_run, log_output=False)
+    assert not (tiny_run / "models" / "resnet50" / "head").exists()  # nothing trained
