@@ -55,7 +55,8 @@ def readme_table(summary: dict) -> str:
         f"{summary['machine']['cpu_count']} cores, backend {summary['machine']['keras_backend']}: "
         f"{summary['total_seconds'] / 60:.1f} minutes in all.",
         "",
-        "| model | test accuracy | macro F1 | epochs | training images | train time (s) | weights |",
+        "| model | test accuracy | macro F1 | epochs | training images | train time (s) "
+        "| weights |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, m in summary["models"].items():
