@@ -18,7 +18,7 @@ run: setup  ## set up if needed, then run the pipeline with PROFILE (default: de
 	@echo "==> running the pipeline, profile '$(PROFILE)' (output under runs/)"
 	$(PY) -m fmnist_lib run --profile $(PROFILE) $(RUN_ARGS)
 
-test: setup  ## set up if needed, then run every test (unit, nbval, end to end)
+test: setup browser  ## set up if needed, then run every test (unit, nbval, end to end)
 	@echo "==> running the tests: unit, notebooks under nbval, end-to-end pipeline"
 	FMNIST_RUNS_DIR=$$(mktemp -d -t fmnist-test-runs.XXXX) $(PY) -m pytest tests notebooks \
 		--nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg --durations=15

@@ -22,7 +22,7 @@ import yaml
 
 from fmnist_lib import config, records
 
-NOTEBOOKS = ("01_eda", "02_preprocessing", "03_training", "04_results")
+NOTEBOOKS = ("01_eda", "02_preprocessing", "03_training", "04_results", "05_presentation")
 TRAINING = "03_training"
 KERNEL = "python3"
 BOOL_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
@@ -272,6 +272,18 @@ def execute(step: Step, run_dir: Path, log_output: bool = True) -> float:
     return time.perf_counter() - start
 
 
+def export_slides(run_dir: Path) -> str | None:
+    """Export the executed presentation as the run's offline `slides.html`, if it ran."""
+    from fmnist_lib import slides
+
+    executed = run_dir / f"{slides.PRESENTATION}.ipynb"
+    if not executed.is_file():
+        return None
+    deck = slides.export_deck(executed, run_dir / slides.DECK_FILE)
+    print(f"fmnist: slides -> {deck}", flush=True)
+    return deck.name
+
+
 def run_pipeline(
     profile: str,
     overrides: dict[str, str] | None = None,
@@ -343,6 +355,7 @@ def run_pipeline(
         entry["status"] = "done"
         records.write_json(run_dir / "run.json", record)
         print(f"[{i}/{len(steps)}] {step.name}: done in {entry['seconds']:.1f} s", flush=True)
+    record["slides"] = export_slides(run_dir)
     record.update(
         status="done",
         finished=dt.datetime.now().isoformat(timespec="seconds"),

@@ -321,3 +321,146 @@ def contingency_heatmap(table: pd.DataFrame, title: str) -> plt.Figure:
     ax.tick_params(axis="x", rotation=35)
     plt.setp(ax.get_xticklabels(), ha="right")
     return fig
+
+
+# --- results (04_results) and presentation (05_presentation) -------------------------
+
+
+def confusion_pair(counts: pd.DataFrame, normalised: pd.DataFrame, title: str) -> plt.Figure:
+    """Confusion matrix as counts (left) and row-normalised shares (right)."""
+    fig, axes = plt.subplots(1, 2, figsize=(15, 6.4))
+    for ax, cm, fmt, name in (
+        (axes[0], counts, "d", "counts"),
+        (axes[1], normalised, ".2f", "share of each true class"),
+    ):
+        sns.heatmap(cm, annot=True, fmt=fmt, cmap="Blues", cbar=False, ax=ax, annot_kws={"size": 8})
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(name)
+        ax.tick_params(axis="x", rotation=35)
+        plt.setp(ax.get_xticklabels(), ha="right")
+    axes[1].set_ylabel("")
+    fig.suptitle(title)
+    return fig
+
+
+def prediction_panels(
+    images: np.ndarray,
+    true: list[str],
+    top_classes: list[list[str]],
+    top_probs: np.ndarray,
+    ncols: int = 5,
+) -> plt.Figure:
+    """Each test image over a bar chart of its top-k probabilities (green: the true class)."""
+    n = len(images)
+    nrows = max(1, -(-n // ncols))
+    fig, axes = plt.subplots(
+        2 * nrows, ncols, figsize=(ncols * 2.6, nrows * 4.2), height_ratios=[1.6, 1] * nrows
+    )
+    axes = np.atleast_2d(axes)
+    for k in range(nrows * ncols):
+        row, col = divmod(k, ncols)
+        ax_img, ax_bar = axes[2 * row, col], axes[2 * row + 1, col]
+        ax_img.axis("off")
+        if k >= n:
+            ax_bar.axis("off")
+            continue
+        ax_img.imshow(images[k], cmap="gray_r", interpolation="nearest")
+        ok = top_classes[k][0] == true[k]
+        ax_img.set_title(f"true: {true[k]}", fontsize=9, color="black" if ok else "tab:red")
+        labels = top_classes[k][::-1]
+        colors = ["tab:green" if c == true[k] else "tab:gray" for c in labels]
+        ax_bar.barh(labels, top_probs[k][::-1], color=colors)
+        ax_bar.set_xlim(0, 1)
+        ax_bar.tick_params(labelsize=8)
+        ax_bar.set_xticks([0, 0.5, 1])
+        ax_bar.grid(axis="y", visible=False)
+    return fig
+
+
+def system_design(
+    notebooks: list[str],
+    modules: list[str],
+    uses: dict[str, list[str]],
+    tests: dict[str, list[str]],
+    artifacts: list[str],
+) -> plt.Figure:
+    """Data flow: profile -> papermill -> notebooks -> run folder, the modules and tests behind.
+
+    Args:
+        notebooks: notebook names in run order.
+        modules: `fmnist_lib` module names.
+        uses: notebook -> the modules it imports.
+        tests: test file -> the modules it imports.
+        artifacts: what a run folder holds.
+    """
+    fig, ax = plt.subplots(figsize=(13, 7.2))
+    ax.set_xlim(0, 13)
+    ax.set_ylim(0, 7.2)
+    ax.axis("off")
+
+    def box(x, y, text, color, w=1.7, h=0.5, size=9):
+        ax.add_patch(
+            plt.Rectangle((x - w / 2, y - h / 2), w, h, facecolor=color, edgecolor="0.3", lw=1)
+        )
+        ax.text(x, y, text, ha="center", va="center", fontsize=size)
+
+    def arrow(x0, y0, x1, y1, color="0.35", lw=1.2, alpha=1.0):
+        ax.annotate(
+            "",
+            (x1, y1),
+            (x0, y0),
+            arrowprops={"arrowstyle": "->", "color": color, "lw": lw, "alpha": alpha},
+        )
+
+    # Top lane: how a run is driven.
+    box(1.2, 6.5, "params/*.yaml\nprofile", "#fde9c9", h=0.7)
+    box(3.4, 6.5, "python -m fmnist_lib run\n(pipeline, papermill)", "#fde9c9", w=2.4, h=0.7)
+    arrow(2.05, 6.5, 2.2, 6.5)
+    box(11.4, 6.5, "runs/<id>/", "#e2f0d9", h=0.7)
+    # Middle lane: the notebooks in run order, executed into the run folder.
+    xs = np.linspace(1.2, 9.0, len(notebooks))
+    for x, name in zip(xs, notebooks, strict=True):
+        box(x, 4.9, f"{name}.ipynb", "#dbe8f6", w=1.75)
+    for x0, x1 in zip(xs[:-1], xs[1:], strict=True):
+        arrow(x0 + 0.88, 4.9, x1 - 0.88, 4.9)
+    arrow(3.4, 6.15, xs[0], 5.15)
+    ax.text(
+        6.4,
+        5.55,
+        "executed in order by papermill, each into the run folder",
+        fontsize=9,
+        ha="center",
+        style="italic",
+        color="0.3",
+    )
+    arrow(xs[-1] + 0.88, 4.9, 10.5, 6.3)
+    for i, name in enumerate(artifacts):
+        ax.text(11.4, 5.95 - i * 0.33, name, ha="center", va="center", fontsize=8.5)
+    # Bottom lane: the library modules, with the notebooks that import them.
+    mx = np.linspace(0.8, 12.2, len(modules))
+    where = dict(zip(modules, mx, strict=True))
+    for x, name in zip(mx, modules, strict=True):
+        box(x, 2.6, name, "#eeeeee", w=1.0, h=0.45, size=8.5)
+    ax.text(0.3, 3.05, "fmnist_lib", fontsize=10, weight="bold", ha="left")
+    for x, name in zip(xs, notebooks, strict=True):
+        for module in uses.get(name, []):
+            if module in where:
+                arrow(x, 4.65, where[module], 2.83, color="tab:blue", lw=0.8, alpha=0.35)
+    # Tests: each file under the module it checks.
+    tx = np.linspace(0.8, 12.2, max(1, len(tests)))
+    for x, (name, imported) in zip(tx, tests.items(), strict=False):
+        box(x, 0.8, name, "#f4dede", w=1.15, h=0.45, size=7.5)
+        for module in imported:
+            if module in where:
+                arrow(x, 1.03, where[module], 2.37, color="tab:red", lw=0.8, alpha=0.35)
+    ax.text(
+        0.3,
+        0.2,
+        "tests/ (pytest; nbval re-runs the notebooks; make test)",
+        fontsize=9,
+        ha="left",
+        color="0.3",
+    )
+    ax.set_title("How data and code flow through the project", fontsize=13)
+    return fig

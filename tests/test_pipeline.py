@@ -73,6 +73,7 @@ def test_plan_expands_training_runs_and_applies_overrides():
         "03_training_cnn",
         "03_training_resnet50",
         "04_results",
+        "05_presentation",
     ]
     training = [s for s in steps if s.notebook == "03_training"]
     assert {s.parameters["EPOCHS"] for s in training} == {4}
@@ -148,9 +149,18 @@ def test_smoke_run_leaves_every_artifact(smoke_run, real_ds):
         "03_training_mlp.ipynb",
         "03_training_resnet50.ipynb",
         "04_results.ipynb",
+        "05_presentation.ipynb",
     ]
-    assert "[6/6] 04_results: done in" in stdout
-    for name in ("eda_class_distribution", "results_training_curves", "results_confusion_best"):
+    assert "[7/7] 05_presentation: done in" in stdout
+    deck = (run_dir / "slides.html").read_text()
+    assert "https://" not in deck and "Reveal.initialize" in deck
+    for name in (
+        "eda_class_distribution",
+        "results_training_curves",
+        "results_confusion_best",
+        "results_predictions",
+        "presentation_system_design",
+    ):
         png = run_dir / "figures" / f"{name}.png"
         dpi = Image.open(png).info["dpi"][0]
         assert dpi >= 149, (png, dpi)
@@ -172,7 +182,8 @@ def test_smoke_run_record(smoke_run, real_ds):
     assert record["versions"]["keras"] and record["versions"]["papermill"]
     assert len(record["git"]["commit"] or "") == 40
     assert record["device"]["keras_backend"] == "tensorflow"
-    assert [s["status"] for s in record["steps"]] == ["done"] * 6
+    assert [s["status"] for s in record["steps"]] == ["done"] * 7
+    assert record["slides"] == "slides.html"
     assert all(s["seconds"] > 0 for s in record["steps"])
     assert record["parameters"]["03_training_mlp"]["BATCH_SIZE"] == 128  # defaults recorded
 

@@ -1,0 +1,126 @@
+"""fmnist_lib.report: comparison, anchors, predictions and learned features on planted data."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fmnist_lib import report
+from fmnist_lib.data import CLASS_NAMES
+
+
+def planted_predictions() -> report.Predictions:
+    """Ten images, one per class; image 3 is wrongly called class 4 with 90% confidence."""
+    y = np.arange(10)
+    proba = np.full((10, 10), 0.02)
+    proba[y, y] = 0.82
+    proba[3] = 0.01
+    proba[3, 4], proba[3, 3] = 0.90, 0.02
+    proba[5] = 0.05
+    proba[5, 6], proba[5, 5] = 0.30, 0.25  # a hesitant mistake
+    proba /= proba.sum(axis=1, keepdims=True)
+    return report.Predictions("mlp", proba, y, np.arange(100, 110))
+
+
+def test_anchors_are_quoted_with_sources_and_never_ours():
+    table = report.anchors_table({"cnn": 0.91})
+    assert table.loc["cnn (this run)", "whose"] == "ours"
+    published = table[table["whose"] == "published"]
+    assert len(published) == len(report.ANCHORS) == 5
+    assert published["source"].str.len().min() > 10
+    assert dict(zip(published.index, published["accuracy"], strict=True)) == {
+        "Published state of the art": 0.969,
+        "Best scikit-learn classifier (SVC)": 0.897,
+        "Dense (fully connected) network": 0.88,
+        "ResNet50, frozen ImageNet backbone": 0.857,
+        "Human, non-expert (crowd-sourced)": 0.835,
+    }
+    assert list(table["accuracy"]) == sorted(table["accuracy"], reverse=True)
+
+
+def test_comparison_table_and_best_model():
+    trained = {
+        "mlp": {"accuracy": 0.88, "macro_f1": 0.87, "params": 10, "weights_used": None},
+        "resnet50": {
+            "accuracy": 0.90,
+            "macro_f1": 0.89,
+            "weights_used": "imagenet",
+            "fine_tune": "frozen",
+            "image_size": 32,
+        },
+        "cnn": {"accuracy": 0.90, "macro_f1": 0.90},
+    }
+    table = report.comparison_table(trained)
+    assert list(table.index) == ["mlp", "resnet50", "cnn"]
+    assert table.loc["resnet50", "weights used"] == "imagenet"
+    assert table.loc["mlp", "fine-tune"] == "-"
+    assert report.best_model(table) == "cnn"  # tie on accuracy, broken by macro F1
+    html = report.style_comparison(table, "cnn").to_html()
+    rule = re.search(r"</?style[^>]*>(.*?)</style>", html, re.S).group(1)
+    highlighted = re.search(r"([^}]*)\{[^}]*#c6efce", rule).group(1)
+    assert set(re.findall(r"_row(\d+)_col", highlighted)) == {"2"}  # only the best row
+
+
+def test_misclassified_most_confident_first():
+    pred = planted_predictions()
+    assert list(report.misclassified(pred, 5)) == [3, 5]
+    assert list(report.misclassified(pred, 1)) == [3]
+    assert report.mistake_captions(pred, [3])[0].startswith(f"{CLASS_NAMES[3]}\n→ {CLASS_NAMES[4]}")
+
+
+def test_top_k_and_prediction_table():
+    pred = planted_predictions()
+    classes, probs = report.top_k(pred.proba, 3)
+    assert classes[3, 0] == 4 and classes[0, 0] == 0
+    assert np.all(np.diff(probs, axis=1) <= 0)
+    table = report.prediction_table(pred, np.array([0, 3]))
+    assert list(table["test image"]) == [100, 103]
+    assert list(table["correct"]) == [True, False]
+    assert table.loc[1, "predicted"] == CLASS_NAMES[4] and table.loc[1, "top 1"].endswith("%")
+
+
+def test_fixed_sample_is_seeded_and_covers_every_class():
+    y = np.repeat(np.arange(10), 20)
+    a, b = report.fixed_sample(y, 2, seed=1), report.fixed_sample(y, 2, seed=1)
+    assert np.array_equal(a, b) and len(a) == 20
+    assert np.array_equal(np.bincount(y[a]), np.full(10, 2))
+    assert not np.array_equal(a, report.fixed_sample(y, 2, seed=2))
+
+
+def test_model_scores():
+    scores = report.model_scores(planted_predictions())
+    assert scores["accuracy"] == pytest.approx(0.8) and scores["misclassified"] == 2
+    assert 0 <= scores["ece"] <= 1
+    assert scores["confused_pairs"][0]["count"] == 1
+    assert set(scores["per_class"]) == set(CLASS_NAMES)
+
+
+def test_penultimate_features_and_layer_table():
+    import keras
+
+    from fmnist_lib import models
+
+    mlp = models.build_mlp(hidden=(8, 4))
+    x = np.random.default_rng(0).normal(size=(5, 28, 28)).astype("float32")
+    assert report.penultimate_features(mlp, x).shape == (5, 4)
+    # A nested head, as in the ResNet50 model: input -> trunk -> head model.
+    head = models.build_head(features=6, hidden=3)
+    inputs = keras.Input(shape=(2,))
+    nested = keras.Model(inputs, head(keras.layers.Dense(6, name="trunk")(inputs)))
+    assert report.penultimate_features(nested, np.ones((4, 2), "float32")).shape == (4, 3)
+    layers = report.layer_table(mlp)
+    assert list(layers["layer"]) == ["image", "flatten", "dense_1", "dense_2", "softmax"]
+    assert layers["parameters"].sum() == mlp.count_params()
+    assert isinstance(layers, pd.DataFrame)
+
+
+def test_learned_features_cluster_better_than_noise():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(10), 30)
+    separated = np.eye(10)[labels] * 5 + rng.normal(scale=0.3, size=(300, 10))
+    noise = rng.normal(size=(300, 10))
+    assert report.feature_clusters(separated, labels, 0)["nmi"] > 0.95
+    assert report.feature_clusters(noise, labels, 0)["nmi"] < 0.3
