@@ -64,8 +64,9 @@ lint: venv  ## ruff check and format check (code and notebooks)
 format: venv  ## ruff format
 	$(VENV)/bin/ruff format fmnist_lib tests benchmarks
 
-bench: setup  ## run the CPU benchmarks and regenerate BENCHMARKS.md
-	$(PY) benchmarks/run_all.py
+bench: setup  ## run the CPU benchmarks (results in benchmarks/results/, machine stated)
+	$(PY) benchmarks/bench_eda.py
+	$(PY) benchmarks/bench_feature_cache.py
 
 clean:  ## remove caches (keeps .venv and runs/)
 	rm -rf .cache .pytest_cache .ruff_cache .hypothesis
