@@ -50,9 +50,9 @@ def image_grid(
         ax.axis("off")
         if i < n:
             ax.imshow(images[i], cmap="gray_r", interpolation="nearest")
-            if titles:
+            if titles and titles[i]:
                 color = title_colors[i] if title_colors else "black"
-                ax.set_title(titles[i], fontsize=7, color=color)
+                ax.set_title(titles[i], fontsize=8, color=color, loc="left")
     return fig
 
 
