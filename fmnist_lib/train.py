@@ -169,7 +169,7 @@ def fit_stage(
             )
         )
     if tensorboard and keras.backend.backend() == "tensorflow":
-        cbs.append(keras.callbacks.TensorBoard(str(stage_dir / "tensorboard")))
+        cbs.append(keras.callbacks.TensorBoard(str(stage_dir / "tensorboard"), write_graph=False))
     cbs.extend(callbacks or [])
     val = (validation[0], one_hot(validation[1])) if validation is not None else None
     start = time.perf_counter()
