@@ -225,4 +225,5 @@ def test_failed_notebook_is_kept_and_named(tmp_path):
         "02_preprocessing",
         "03_training_mlp",
         "04_results",
+        "05_presentation",
     ]
