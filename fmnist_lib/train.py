@@ -211,7 +211,6 @@ def pooled_features(
     images: np.ndarray,
     batch_size: int = 256,
     cache_dir: Path | None = None,
-    weights_key: str | None = None,
 ) -> tuple[np.ndarray, Path | None, bool]:
     """Global-average-pooled backbone features, computed once and cached on disk.
 
@@ -223,7 +222,7 @@ def pooled_features(
     """
     cache_dir = cache_dir if cache_dir is not None else config.cache_dir() / "features"
     key = array_digest(
-        np.frombuffer((weights_key or weights_digest(backbone)).encode(), np.uint8),
+        np.frombuffer(weights_digest(backbone).encode(), np.uint8),
         np.asarray(images.shape),
         images,
     )
