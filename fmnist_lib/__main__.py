@@ -1,4 +1,4 @@
-"""Command line: `python -m fmnist_lib run --profile NAME [-p KEY VALUE ...]`."""
+"""Command line: `python -m fmnist_lib run --profile NAME [-p KEY VALUE ...]`, `sweep --grid`."""
 
 from __future__ import annotations
 
@@ -37,6 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--profile", default="default")
     check.add_argument("-p", "--parameter", nargs=2, action="append", default=[])
 
+    sweep = sub.add_parser("sweep", help="run a grid of pipeline runs on Dask (issue 7)")
+    sweep.add_argument("--grid", type=Path, required=True, help="params/sweeps/NAME.yaml")
+    sweep.add_argument("--scheduler", metavar="ADDRESS", help="tcp://HOST:PORT of a Dask cluster")
+    sweep.add_argument("--workers", type=int, help="LocalCluster processes (default: CPU count)")
+    sweep.add_argument("--sweeps-dir", type=Path, help="parent of sweep folders (runs/sweeps/)")
+    sweep.add_argument("--no-report", action="store_true", help="skip 06_sweep_results")
+
     sub.add_parser("params", help="list every notebook parameter with its type and default")
 
     data = sub.add_parser("data", help="find and verify the data files; exit 1 if unusable")
@@ -53,8 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "data":
         return check_data(args.quiet)
-    overrides = dict(args.parameter)
+    overrides = dict(getattr(args, "parameter", []))
     try:
+        if args.command == "sweep":
+            return run_sweep(args)
         if args.command == "check":
             for step in pipeline.plan(args.profile, overrides):
                 print(f"{step.name}: {step.parameters}")
@@ -82,6 +91,19 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         raise
     return 0
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    """Run a sweep; 1 when any point failed (after all have finished)."""
+    from fmnist_lib import sweep
+
+    manifest = sweep.run_sweep(
+        args.grid, args.scheduler, args.workers, args.sweeps_dir, report=not args.no_report
+    )
+    failed = [p for p in manifest["points"] if p["status"] != "done"]
+    for point in failed:
+        print(f"fmnist: point {point['id']} failed: {point['error']}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def check_data(quiet: bool) -> int:

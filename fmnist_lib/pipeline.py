@@ -118,8 +118,12 @@ def plan(
     profile_name: str,
     overrides: dict[str, str] | None = None,
     models: list[str] | None = None,
+    notebooks: list[str] | None = None,
 ) -> list[Step]:
-    """Validate a profile plus `-p` overrides and return the steps to execute."""
+    """Validate a profile plus `-p` overrides and return the steps to execute.
+
+    `models` keeps only those training runs, `notebooks` only those notebooks (all when None).
+    """
     profile = load_profile(profile_name)
     specs = {nb: notebook_parameters(nb) for nb in NOTEBOOKS}
     shared = dict(profile.get("parameters") or {})
@@ -129,6 +133,9 @@ def plan(
     for nb in per_notebook:
         if nb not in NOTEBOOKS:
             errors.append(f"profile {profile_name}: unknown notebook {nb!r}")
+    for nb in notebooks or ():
+        if nb not in NOTEBOOKS:
+            errors.append(f"unknown notebook {nb!r}; notebooks: {', '.join(NOTEBOOKS)}")
     declared = {name for params in specs.values() for name in params}
     for name in [*shared, *(overrides or {})]:
         if name not in declared:
@@ -136,6 +143,8 @@ def plan(
 
     steps: list[Step] = []
     for nb in NOTEBOOKS:
+        if notebooks and nb not in notebooks:
+            continue
         entries = per_notebook.get(nb) or {}
         if nb == TRAINING:
             entries = entries if isinstance(entries, list) else [entries]
@@ -291,15 +300,18 @@ def run_pipeline(
     runs_root: Path | None = None,
     resume: Path | None = None,
     log_output: bool = True,
+    notebooks: list[str] | None = None,
+    run_dir: Path | None = None,
 ) -> Path:
     """Validate, then execute every step; return the run folder.
 
     With `resume`, finish a killed or failed run in its own folder: steps recorded as
-    done are skipped and training continues from its last checkpoint.
+    done are skipped and training continues from its last checkpoint. `run_dir` runs into
+    that folder instead of a fresh one (a sweep names one per point); `notebooks` as in `plan`.
     """
     from fmnist_lib import data
 
-    steps = plan(profile, overrides, models)
+    steps = plan(profile, overrides, models, notebooks)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # kernels inherit: hide C++ log noise
     provenance = data.load_fashion_mnist().provenance()  # fail before any notebook runs
     if resume is not None:
@@ -316,7 +328,13 @@ def run_pipeline(
             {"at": dt.datetime.now().isoformat(timespec="seconds"), "overrides": overrides or {}}
         )
     else:
-        run_dir = new_run_dir(profile, runs_root)
+        if run_dir is None:
+            run_dir = new_run_dir(profile, runs_root)
+        else:
+            run_dir = Path(run_dir).resolve()
+            if (run_dir / "run.json").exists():
+                raise ParameterError(f"{run_dir} already holds a run: resume it instead")
+            (run_dir / "figures").mkdir(parents=True, exist_ok=True)
         done = set()
         record = {
             "run_id": run_dir.name,
