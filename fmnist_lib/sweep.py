@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import itertools
 import json
@@ -293,6 +294,7 @@ def _exit_with_parent(interval: float = 1.0) -> None:
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(interval)
+        print("fmnist: the Dask worker running this point died; stopping", flush=True)
         os._exit(3)  # the notebook kernel notices its parent is gone and exits too
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
@@ -302,6 +304,12 @@ def point_main(argv: list[str]) -> int:
     """`python -m fmnist_lib.sweep TASK_JSON`: one point's pipeline, resumed if it started."""
     task = json.loads(argv[0])
     _exit_with_parent()
+    lock = Path(task["log"]).with_suffix(".lock").open("w")
+    try:  # held until this process ends, however it ends
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"fmnist: error: point {task['id']} is being run by another process", file=sys.stderr)
+        return 1
     run_dir = Path(task["run_dir"])
     started = (run_dir / "run.json").exists()
     try:
@@ -535,9 +543,9 @@ def parameter_effects(table, varied: list[str]):
 
     done = table[table["status"] == "done"]
     parts = {
-        key: done.groupby([key, "model"], sort=False)[["val accuracy", "test accuracy"]].agg(
-            ["mean", "std", "min", "max"]
-        )
+        key: done.groupby([done[key].map(str), "model"], sort=False)[
+            ["val accuracy", "test accuracy"]
+        ].agg(["mean", "std", "min", "max"])
         for key in varied
     }
     effects = pd.concat(parts, names=["parameter", "value", "model"])
