@@ -100,6 +100,13 @@ def test_grid_is_the_cartesian_product_with_readable_point_ids():
     ]
 
 
+def test_a_grid_can_run_only_some_notebooks():
+    steps = pipeline.plan("smoke", models=["mlp"], notebooks=["02_preprocessing", "03_training"])
+    assert [s.name for s in steps] == ["02_preprocessing", "03_training_mlp"]
+    with pytest.raises(pipeline.ParameterError, match="unknown notebook '03_train'"):
+        pipeline.plan("smoke", notebooks=["03_train"])
+
+
 def test_every_example_grid_is_valid():
     grids = sorted((config.PARAMS_DIR / "sweeps").glob("*.yaml"))
     assert grids
