@@ -95,7 +95,7 @@ def build_mlp(input_shape: tuple[int, ...] = (28, 28), hidden: tuple[int, int] =
     x = layers.Flatten(name="flatten")(inputs)
     x = layers.Dense(hidden[0], activation="relu", name="dense_1")(x)
     x = layers.Dense(hidden[1], activation="relu", name="dense_2")(x)
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="softmax")(x)
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="softmax")(x)
     return keras.Model(inputs, outputs, name="mlp")
 
 
@@ -112,7 +112,7 @@ def build_cnn(input_shape: tuple[int, ...] = (28, 28, 1), dropout: float = 0.4) 
     x = layers.Dropout(dropout, name="dropout_1")(x)
     x = layers.Dense(256, activation="relu", name="dense")(x)
     x = layers.Dropout(dropout, name="dropout_2")(x)
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="softmax")(x)
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="softmax")(x)
     return keras.Model(inputs, outputs, name="cnn")
 
 
@@ -121,7 +121,9 @@ def build_head(features: int = 2048, hidden: int = 256) -> keras.Model:
     inputs = keras.Input(shape=(features,), name="pooled_features")
     x = layers.BatchNormalization(name="head_bn")(inputs)
     x = layers.Dense(hidden, activation="relu", name="head_dense")(x)
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="head_softmax")(x)
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="head_softmax")(
+        x
+    )
     return keras.Model(inputs, outputs, name="head")
 
 

@@ -173,8 +173,11 @@ def make_batches(
     batch_size: int,
     seed: int,
     augment: Augment | None = None,
+    workers: int = 1,
 ):
     """A shuffled, optionally augmented `keras.utils.PyDataset` over NumPy arrays.
+
+    `workers` > 1 prepares batches in that many threads (NumPy releases the GIL).
 
     The order and augmentation of epoch `e` depend only on `(seed, e)`, so a resumed run
     sees exactly the batches the killed run would have seen.
@@ -183,7 +186,7 @@ def make_batches(
 
     class _Batches(keras.utils.PyDataset):
         def __init__(self) -> None:
-            super().__init__()
+            super().__init__(workers=workers, use_multiprocessing=False)
             self.epoch = 0
             self._order = self._permutation(0)
 

@@ -113,6 +113,7 @@ def describe_device() -> dict[str, Any]:
             import jax
 
             info["devices"] = [str(d) for d in jax.devices()]
+            info["device_kind"] = jax.devices()[0].device_kind  # e.g. "NVIDIA H100 80GB HBM3"
         except Exception as exc:  # report, do not fail a run over a description
             info["devices"] = f"unavailable: {exc}"
     else:

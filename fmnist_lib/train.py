@@ -90,15 +90,32 @@ def compile_model(
     label_smoothing: float = 0.0,
     schedule: str = "cosine",
     *,
+    weight_decay: float = 0.0,
+    warmup_steps: int = 0,
     steps_per_execution: int = 1,
     jit_compile: bool | str = "auto",
 ) -> None:
-    """Adam with categorical cross-entropy; the learning rate follows a cosine decay."""
+    """Adam (AdamW when `weight_decay` > 0) with categorical cross-entropy.
+
+    The learning rate warms up linearly for `warmup_steps`, then follows a cosine decay.
+    """
     lr: Any = learning_rate
     if schedule == "cosine" and total_steps > 0:
-        lr = keras.optimizers.schedules.CosineDecay(learning_rate, total_steps, alpha=0.01)
+        warmup = min(warmup_steps, total_steps - 1)
+        lr = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else learning_rate,
+            total_steps - warmup,
+            alpha=0.01,
+            warmup_target=learning_rate if warmup else None,
+            warmup_steps=warmup,
+        )
+    optimizer = (
+        keras.optimizers.AdamW(lr, weight_decay=weight_decay)
+        if weight_decay > 0
+        else keras.optimizers.Adam(lr)
+    )
     model.compile(
-        optimizer=keras.optimizers.Adam(lr),
+        optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
         metrics=["accuracy"],
         steps_per_execution=steps_per_execution,
@@ -130,6 +147,10 @@ def fit_stage(
     tensorboard: bool = True,
     in_memory: bool = False,
     jit_compile: bool | str = "auto",
+    weight_decay: float = 0.0,
+    warmup_epochs: int = 0,
+    steps_per_execution: int = 1,
+    workers: int = 1,
 ) -> StageResult:
     """Train `model` for `epochs`, checkpointing each epoch into `stage_dir`.
 
@@ -147,6 +168,10 @@ def fit_stage(
             per execution. Saves the per-batch Python round trip of the seeded dataset,
             which dominates a head epoch on the CPU; a resumed run then reshuffles.
         jit_compile: passed to `model.compile` (True compiles the step with XLA).
+        weight_decay: decoupled weight decay (AdamW); 0 keeps plain Adam.
+        warmup_epochs: linear learning-rate warm-up before the cosine decay.
+        steps_per_execution: training steps per compiled call (fewer host round trips).
+        workers: threads preparing augmented batches (accelerators need more than one).
 
     Returns:
         The trained model, the full per-epoch history (no gaps) and the wall time.
@@ -163,7 +188,7 @@ def fit_stage(
     if in_memory and augment is not None:
         raise ValueError("in_memory training takes no augmentation: use the seeded batches")
     steps_per_epoch = -(-len(x) // batch_size)
-    per_execution = min(steps_per_epoch, 64) if in_memory else 1
+    per_execution = min(steps_per_epoch, 64 if in_memory else steps_per_execution)
     if state is not None and (stage_dir / CHECKPOINT).exists():
         initial_epoch = int(state["completed_epochs"])
         history = records.read_json(stage_dir / "history.json", [])[:initial_epoch]
@@ -175,6 +200,8 @@ def fit_stage(
             learning_rate,
             steps_per_epoch * epochs,
             label_smoothing,
+            weight_decay=weight_decay,
+            warmup_steps=steps_per_epoch * warmup_epochs,
             steps_per_execution=per_execution,
             jit_compile=jit_compile,
         )
@@ -184,7 +211,7 @@ def fit_stage(
     if in_memory:
         data: dict[str, Any] = dict(x=x, y=one_hot(y), batch_size=batch_size, shuffle=True)
     else:
-        batches = make_batches(x, one_hot(y), batch_size, seed, augment)
+        batches = make_batches(x, one_hot(y), batch_size, seed, augment, workers=workers)
         batches.set_epoch(initial_epoch)
         data = dict(x=batches)
     cbs: list[keras.callbacks.Callback] = [EpochCheckpoint(stage_dir, history, epochs)]
@@ -301,12 +328,15 @@ def train_model(
     early_stopping: int = 0,
     label_smoothing: float = 0.0,
     callbacks: list[keras.callbacks.Callback] | None = None,
+    **options: Any,
 ) -> TrainResult:
     """Train any model; ResNet50 with a frozen backbone trains its head on cached features.
 
     `fine_tune` is the stage actually used (None for the baselines): `frozen` trains the
     head on features; `top` then unfreezes the last stage for `fine_tune_epochs` at a
-    tenth of the learning rate; `full` trains everything end to end.
+    tenth of the learning rate; `full` trains everything end to end. `options`
+    (`weight_decay`, `warmup_epochs`, `steps_per_execution`, `workers`) go to `fit_stage`
+    for the stages that train on images.
     """
     common = dict(
         batch_size=batch_size,
@@ -357,6 +387,7 @@ def train_model(
                 learning_rate=learning_rate / 10,
                 augment=augment,
                 **common,
+                **options,
             )
             model, stages["top"], seconds = res.model, res.history, seconds + res.seconds
     else:
@@ -370,6 +401,7 @@ def train_model(
             learning_rate=learning_rate,
             augment=augment,
             **common,
+            **options,
         )
         model, stages["main"], seconds = res.model, res.history, res.seconds
     result = TrainResult(model, stages, seconds, cache)

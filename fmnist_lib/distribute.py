@@ -1,0 +1,41 @@
+"""Accelerator settings: mixed precision and data parallelism over every visible device.
+
+Both are Keras 3 APIs. `DataParallel` is implemented by the JAX backend (Keras 3.15), so on
+an accelerator machine run with `KERAS_BACKEND=jax`; TensorFlow on the CPU keeps one device.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+def set_precision(policy: str) -> str:
+    """Set Keras's global dtype policy (`PRECISION`), before any model is built."""
+    if policy not in PRECISIONS:
+        raise ValueError(f"PRECISION={policy!r}: use one of {', '.join(PRECISIONS)}")
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+def data_parallel(batch_size: int, enable: bool = True) -> dict[str, Any]:
+    """Spread each batch over every visible device with `keras.distribution.DataParallel`.
+
+    Only on the JAX backend and only with more than one device; otherwise nothing changes.
+    Call it before building the model. Returns what was set up, for `metrics.json`.
+    """
+    keras.distribution.set_distribution(None)
+    devices = keras.distribution.list_devices()
+    record: dict[str, Any] = {"backend": keras.backend.backend(), "devices": devices}
+    if not enable or keras.backend.backend() != "jax" or len(devices) < 2:
+        return {**record, "distribution": None}
+    if batch_size % len(devices):
+        raise ValueError(
+            f"BATCH_SIZE={batch_size}: with {len(devices)} devices the batch must be a "
+            f"multiple of {len(devices)} for data parallelism"
+        )
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    return {**record, "distribution": "DataParallel"}
