@@ -211,6 +211,12 @@ def _check_training_choice(params: dict[str, Any]) -> list[str]:
         )
     except ModelConfigError as exc:
         return [f"{TRAINING}: {exc}"]
+    from fmnist_lib.distribute import PRECISIONS
+
+    if params.get("PRECISION", "float32") not in PRECISIONS:
+        return [
+            f"{TRAINING}: PRECISION={params['PRECISION']!r}: use one of {', '.join(PRECISIONS)}"
+        ]
     return []
 
 

@@ -96,7 +96,11 @@ def git_state(root: Path = PROJ_ROOT) -> dict[str, Any]:
 
     status = git("status", "--porcelain", "--untracked-files=no")
     dirty = bool(status) if status is not None else None
-    return {"commit": git("rev-parse", "HEAD"), "dirty": dirty}
+    commit = git("rev-parse", "HEAD")
+    if commit is None and os.environ.get("FMNIST_GIT_COMMIT"):
+        # A copy of the tree without .git (an accelerator machine): the caller names it.
+        return {"commit": os.environ["FMNIST_GIT_COMMIT"], "dirty": None, "source": "env"}
+    return {"commit": commit, "dirty": dirty}
 
 
 def describe_device() -> dict[str, Any]:

@@ -112,7 +112,7 @@ def test_training_notebook_runs_on_the_jax_backend(tiny_run, monkeypatch):
     )
     pipeline.execute(step, tiny_run, log_output=False)
     metrics = json.loads((tiny_run / "metrics.json").read_text())["training"]["cnn"]
-    assert metrics["keras_backend"] == "jax" and metrics["epochs"] == 2
+    assert metrics["device"]["keras_backend"] == "jax" and metrics["epochs"] == 2
     assert metrics["n"] == 300 and 0.0 <= metrics["accuracy"] <= 1.0
     history = json.loads((tiny_run / "models" / "cnn" / "history.json").read_text())
     assert [row["epoch"] for row in history] == [0, 1]

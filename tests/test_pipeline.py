@@ -97,6 +97,8 @@ def test_semantic_errors_are_caught_before_execution():
         pipeline.plan("smoke", {"IMAGE_SIZE": "16"})
     with pytest.raises(pipeline.ParameterError, match="MODEL='vgg'"):
         pipeline.plan("smoke", {"MODEL": "vgg"}, models=None)
+    with pytest.raises(pipeline.ParameterError, match="PRECISION='bf16'.*mixed_bfloat16"):
+        pipeline.plan("smoke", {"PRECISION": "bf16"})
 
 
 def test_unknown_profile():

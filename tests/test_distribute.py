@@ -1,0 +1,76 @@
+"""fmnist_lib.distribute: DataParallel over two virtual CPU devices equals one device."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from fmnist_lib import distribute
+
+pytest.importorskip("jax")
+
+# Trains the same seeded model on the same batches, with or without DataParallel.
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    import numpy as np, keras
+    from fmnist_lib import distribute, models, train
+
+    parallel = distribute.data_parallel(32, enable=sys.argv[2] == "on")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 28, 28)).astype("float32")
+    y = np.arange(256) % 10
+    keras.utils.set_random_seed(3)
+    model = models.build_mlp(hidden=(64, 32))
+    res = train.fit_stage(model, Path(sys.argv[1]), x, y, None, epochs=2, batch_size=32,
+                          learning_rate=1e-3, seed=0, tensorboard=False)
+    kernel = res.model.get_layer("softmax").get_weights()[0]
+    print(json.dumps({"distribution": parallel["distribution"],
+                      "devices": len(parallel["devices"]),
+                      "loss": [r["loss"] for r in res.history],
+                      "kernel": kernel.ravel()[:200].tolist()}))
+    """
+)
+
+
+def train_on(tmp_path: Path, mode: str) -> dict:
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "jax",
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+        "JAX_PLATFORMS": "cpu",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path / mode), mode],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_data_parallel_on_two_devices_matches_one(tmp_path):
+    import numpy as np
+
+    one = train_on(tmp_path, "off")
+    two = train_on(tmp_path, "on")
+    assert one["distribution"] is None and one["devices"] == 2
+    assert two["distribution"] == "DataParallel" and two["devices"] == 2
+    np.testing.assert_allclose(two["loss"], one["loss"], rtol=1e-4)
+    np.testing.assert_allclose(two["kernel"], one["kernel"], atol=1e-5)
+
+
+def test_precision_and_batch_are_checked():
+    with pytest.raises(ValueError, match="PRECISION='fp8'"):
+        distribute.set_precision("fp8")
+    assert distribute.data_parallel(30)["distribution"] is None  # TensorFlow: one device
