@@ -65,8 +65,11 @@ format: venv  ## ruff format
 	$(VENV)/bin/ruff format fmnist_lib tests benchmarks
 
 bench: setup  ## run the CPU benchmarks (results in benchmarks/results/, machine stated)
+	$(PY) benchmarks/bench_data.py
 	$(PY) benchmarks/bench_eda.py
-	$(PY) benchmarks/bench_feature_cache.py
+	$(PY) benchmarks/bench_cpu_training.py
+	$(PY) benchmarks/bench_feature_cache.py 4096
+	$(PY) benchmarks/make_benchmarks_md.py
 
 clean:  ## remove caches (keeps .venv and runs/)
 	rm -rf .cache .pytest_cache .ruff_cache .hypothesis

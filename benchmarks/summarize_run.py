@@ -76,7 +76,7 @@ def main(run_dir: str) -> None:
     out.write_text(json.dumps(summary, indent=2) + "\n")
     readme = ROOT / "README.md"
     text = readme.read_text()
-    if START in text and END in text:
+    if summary["profile"] == "default" and START in text and END in text:
         head, rest = text.split(START, 1)
         _, tail = rest.split(END, 1)
         readme.write_text(f"{head}{START}\n{readme_table(summary)}\n{END}{tail}")

@@ -358,6 +358,7 @@ def run_pipeline(
     record["steps"] = [s for s in record["steps"] if s["name"] in done]
     records.write_json(run_dir / "run.json", record)
     print(f"fmnist: run folder {run_dir}", flush=True)
+    earlier = sum(s.get("seconds", 0.0) for s in record["steps"])  # steps of earlier sessions
     total = time.perf_counter()
     for i, step in enumerate(steps, 1):
         if step.name in done:
@@ -383,7 +384,7 @@ def run_pipeline(
     record.update(
         status="done",
         finished=dt.datetime.now().isoformat(timespec="seconds"),
-        seconds=round(time.perf_counter() - total, 2),
+        seconds=round(earlier + time.perf_counter() - total, 2),
     )
     records.write_json(run_dir / "run.json", record)
     print(f"fmnist: finished in {record['seconds']:.0f} s -> {run_dir}", flush=True)

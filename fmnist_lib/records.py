@@ -94,13 +94,13 @@ def git_state(root: Path = PROJ_ROOT) -> dict[str, Any]:
             return None
         return out.stdout.strip() if out.returncode == 0 else None
 
+    if os.environ.get("FMNIST_GIT_COMMIT"):
+        # A copied tree (an accelerator machine) whose .git, if any, is not the source of
+        # truth: whoever copied it names the commit.
+        return {"commit": os.environ["FMNIST_GIT_COMMIT"], "dirty": None, "source": "env"}
     status = git("status", "--porcelain", "--untracked-files=no")
     dirty = bool(status) if status is not None else None
-    commit = git("rev-parse", "HEAD")
-    if commit is None and os.environ.get("FMNIST_GIT_COMMIT"):
-        # A copy of the tree without .git (an accelerator machine): the caller names it.
-        return {"commit": os.environ["FMNIST_GIT_COMMIT"], "dirty": None, "source": "env"}
-    return {"commit": commit, "dirty": dirty}
+    return {"commit": git("rev-parse", "HEAD"), "dirty": dirty}
 
 
 def describe_device() -> dict[str, Any]:
