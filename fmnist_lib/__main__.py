@@ -77,19 +77,11 @@ def main(argv: list[str] | None = None) -> int:
             resume=args.resume,
             log_output=not args.quiet,
         )
-    except pipeline.ParameterError as exc:
-        print(f"fmnist: error: {exc}", file=sys.stderr)
-        return 2
-    except pipeline.StepFailed as exc:
-        print(f"fmnist: error: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # DataError and friends: one line, no traceback wall
-        from fmnist_lib.data import DataError
-
-        if isinstance(exc, DataError):
-            print(f"fmnist: data error: {exc}", file=sys.stderr)
-            return 1
-        raise
+    except Exception as exc:  # known failures: one line, no traceback wall
+        code = pipeline.exit_code(exc)
+        if code is None:
+            raise
+        return code
     return 0
 
 

@@ -13,11 +13,16 @@ import keras
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
-def set_precision(policy: str) -> str:
-    """Set Keras's global dtype policy (`PRECISION`), before any model is built."""
+def check_precision(policy: str) -> str:
+    """Refuse a `PRECISION` that is not one of `PRECISIONS`."""
     if policy not in PRECISIONS:
         raise ValueError(f"PRECISION={policy!r}: use one of {', '.join(PRECISIONS)}")
-    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+def set_precision(policy: str) -> str:
+    """Set Keras's global dtype policy (`PRECISION`), before any model is built."""
+    keras.mixed_precision.set_global_policy(check_precision(policy))
     return policy
 
 

@@ -36,6 +36,25 @@ class StepFailed(RuntimeError):
     """A notebook raised; the partly executed copy is kept in the run folder."""
 
 
+def exit_code(exc: BaseException) -> int | None:
+    """Print a one-line error for a known failure and return its exit code; None if unknown.
+
+    Invalid parameters exit 2; a failed notebook or unusable data exit 1.
+    """
+    from fmnist_lib.data import DataError
+
+    if isinstance(exc, ParameterError):
+        print(f"fmnist: error: {exc}", file=sys.stderr)
+        return 2
+    if isinstance(exc, StepFailed):
+        print(f"fmnist: error: {exc}", file=sys.stderr)
+        return 1
+    if isinstance(exc, DataError):
+        print(f"fmnist: data error: {exc}", file=sys.stderr)
+        return 1
+    return None
+
+
 @dataclass
 class Step:
     """One papermill execution: a notebook, the name of its output and its parameters."""
@@ -211,12 +230,12 @@ def _check_training_choice(params: dict[str, Any]) -> list[str]:
         )
     except ModelConfigError as exc:
         return [f"{TRAINING}: {exc}"]
-    from fmnist_lib.distribute import PRECISIONS
+    from fmnist_lib.distribute import check_precision
 
-    if params.get("PRECISION", "float32") not in PRECISIONS:
-        return [
-            f"{TRAINING}: PRECISION={params['PRECISION']!r}: use one of {', '.join(PRECISIONS)}"
-        ]
+    try:
+        check_precision(params.get("PRECISION", "float32"))
+    except ValueError as exc:
+        return [f"{TRAINING}: {exc}"]
     return []
 
 

@@ -321,12 +321,11 @@ def point_main(argv: list[str]) -> int:
             run_dir=None if started else run_dir,
             resume=run_dir if started else None,
         )
-    except pipeline.ParameterError as exc:
-        print(f"fmnist: error: {exc}", file=sys.stderr)
-        return 2
-    except pipeline.StepFailed as exc:
-        print(f"fmnist: error: {exc}", file=sys.stderr)
-        return 1
+    except Exception as exc:  # known failures: one line, no traceback wall
+        code = pipeline.exit_code(exc)
+        if code is None:
+            raise
+        return code
     return 0
 
 
