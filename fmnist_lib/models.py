@@ -1,8 +1,20 @@
-"""Model builders: the dense baseline, a small CNN and ResNet50 transfer, plus weights.
+"""Model builders: the dense baseline, a small CNN and ResNet50 with the seed's head.
+
+ResNet50 comes from `keras.applications.ResNet50`, with one of two stems:
+
+- `imagenet`: the application as it is (7x7 stride-2 convolution, then a stride-2 max-pool),
+  so a 32x32 input ends in a 1x1 map;
+- `small`: the same layers, names and weight shapes, with `conv1_conv` at stride 1 and the
+  max-pool replaced by an identity, so 32 px ends in 4x4 and 28 px in 4x4. ImageNet weights
+  load into it unchanged.
+
+The model takes raw `(28, 28, 1)` uint8 pixels; augmentation (training only), resizing and
+normalisation are layers inside it (`fmnist_lib.layers`).
 
 `WEIGHTS` is honest about what it loads: `imagenet` uses Keras's own loading code (the
 Keras cache, then a download) and fails with remedies when neither works; `auto` falls
-back to random initialisation with the backbone unfrozen; a path loads that file.
+back to random initialisation, keeping the requested stage, so a frozen backbone becomes
+the labelled control "frozen random features", never called transfer; a path loads that file.
 """
 
 from __future__ import annotations
@@ -14,14 +26,19 @@ from pathlib import Path
 import keras
 from keras import layers
 
+from fmnist_lib.augment import parse_augment
 from fmnist_lib.data import NUM_CLASSES
-from fmnist_lib.preprocess import check_image_size, parse_augment
+from fmnist_lib.layers import RandomAugment, ResNetInput
 
 MODELS = ("mlp", "cnn", "resnet50")
 FINE_TUNE_STAGES = ("frozen", "top", "full")
 WEIGHT_CHOICES = ("imagenet", "none", "auto")  # or a path to a weights file
+STEMS = ("imagenet", "small")
+MIN_IMAGE_SIZE = {"imagenet": 32, "small": 28}  # Keras's minimum; the images' own size
 RESNET_NOTOP_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 TOP_STAGE_PREFIX = "conv5_"  # the last ResNet50 stage, unfrozen by FINE_TUNE="top"
+SMALL_STEM_IDENTITIES = ("pool1_pad", "pool1_pool")  # removed by the small stem
+RAW_SHAPE = (28, 28, 1)  # what every ResNet50 model takes: raw pixels
 
 
 class ModelConfigError(ValueError):
@@ -41,6 +58,28 @@ class WeightsChoice:
     def is_imagenet(self) -> bool:
         return self.used == "imagenet"
 
+    @property
+    def is_transfer(self) -> bool:
+        """Pretrained weights (ImageNet or a file) were loaded: only then is it transfer."""
+        return self.used != "random"
+
+    @property
+    def label(self) -> str:
+        """A short, honest name for the method, for titles, tables and slides."""
+        if not self.is_transfer:
+            return {
+                "frozen": "frozen random features (control, not transfer)",
+                "top": "random features, last stage trained (not transfer)",
+                "full": "trained from random initialisation (not transfer)",
+            }[self.fine_tune]
+        source = "ImageNet" if self.is_imagenet else f"weights from {Path(self.used).name}"
+        stage = {
+            "frozen": "frozen backbone",
+            "top": "last stage fine-tuned",
+            "full": "fine-tuned end to end",
+        }[self.fine_tune]
+        return f"{source} transfer, {stage}"
+
     def banner(self) -> str:
         """One prominent line saying which weights were used."""
         what = {
@@ -48,11 +87,40 @@ class WeightsChoice:
             "random": "RANDOM initialisation: this is NOT ImageNet transfer",
         }.get(self.used, f"weights from file {self.used}")
         extra = f" ({self.note})" if self.note else ""
-        return f"WEIGHTS USED: {what}; fine-tune stage: {self.fine_tune}{extra}"
+        return f"WEIGHTS USED: {what}; fine-tune stage: {self.fine_tune}; {self.label}{extra}"
+
+
+@dataclass(frozen=True)
+class ResNetSpec:
+    """Everything that decides how the ResNet50 model is built."""
+
+    image_size: int = 32  # input side after resizing inside the model
+    weights: str = "auto"  # imagenet | none | auto | path to a .h5 weights file
+    fine_tune: str = "frozen"  # frozen | top | full
+    stem: str = "imagenet"  # imagenet | small
+    bn_momentum: float = 0.99  # BatchNormalization moving-average momentum (Keras: 0.99)
+    augment: str = "none"  # AUGMENT, applied inside the model in training
+    seed: int = 42  # seeds the augmentation layer's random stream
+
+
+def check_image_size(image_size: int, stem: str = "imagenet") -> int:
+    """Refuse ResNet50 input sizes below the stem's minimum (32 for imagenet, 28 for small)."""
+    least = MIN_IMAGE_SIZE.get(stem, 32)
+    if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < least:
+        raise ModelConfigError(
+            f"IMAGE_SIZE={image_size!r}: ResNet50 with STEM={stem!r} needs inputs of at least "
+            f"{least}x{least}; use {least} or more"
+        )
+    return image_size
 
 
 def validate_choice(
-    model: str, fine_tune: str, weights: str, image_size: int, augment: str = "none"
+    model: str,
+    fine_tune: str,
+    weights: str,
+    image_size: int,
+    augment: str = "none",
+    stem: str = "imagenet",
 ) -> None:
     """Refuse unknown names and impossible sizes before anything is built."""
     try:
@@ -67,16 +135,10 @@ def validate_choice(
         raise ModelConfigError(
             f"FINE_TUNE={fine_tune!r} is unknown; choose one of {', '.join(FINE_TUNE_STAGES)}"
         )
-    try:
-        check_image_size(image_size)
-    except ValueError as exc:
-        raise ModelConfigError(str(exc)) from None
+    if stem not in STEMS:
+        raise ModelConfigError(f"STEM={stem!r} is unknown; choose one of {', '.join(STEMS)}")
+    check_image_size(image_size, stem)
     if weights in WEIGHT_CHOICES:
-        if weights == "none" and fine_tune != "full":
-            raise ModelConfigError(
-                f"WEIGHTS='none' with FINE_TUNE={fine_tune!r} would train on random, frozen "
-                "features; use FINE_TUNE='full', or WEIGHTS='auto'"
-            )
         return
     path = Path(weights)
     if not path.is_file():
@@ -150,9 +212,9 @@ def resolve_weights(requested: str, fine_tune: str) -> tuple[str | None, Weights
         return None, WeightsChoice(
             requested,
             "random",
-            "full",
-            note=f"ImageNet weights unavailable ({str(exc)[:120]}); backbone unfrozen "
-            "because frozen random features are meaningless",
+            fine_tune,
+            note=f"ImageNet weights unavailable ({str(exc)[:120]}); see README, "
+            "'ResNet50 weights, honestly', for how to provide them",
         )
     return path, WeightsChoice(requested, "imagenet", fine_tune)
 
@@ -188,34 +250,90 @@ def imagenet_remedies(exc: BaseException) -> str:
     )
 
 
-def build_resnet50(image_size: int, weights: str = "auto", fine_tune: str = "frozen"):
-    """ResNet50 backbone (`include_top=False`) with global pooling and the BN/Dense head.
+def resnet50_backbone(spec: ResNetSpec, keras_weights: str | None, name: str = "resnet50"):
+    """`keras.applications.ResNet50` without top, with the stem and BatchNorm momentum asked for.
+
+    The application is built (and its weights loaded) by Keras; for the small stem or another
+    momentum it is cloned with `keras.models.clone_model`, changing only strides, the
+    max-pool and momenta, and the loaded weights are copied over unchanged.
+    """
+    size = spec.image_size
+    try:
+        app = keras.applications.ResNet50(
+            include_top=False,
+            weights=keras_weights,
+            input_shape=(max(size, MIN_IMAGE_SIZE["imagenet"]),) * 2 + (3,),
+        )
+    except (ValueError, OSError, KeyError) as exc:
+        raise ModelConfigError(
+            f"WEIGHTS={spec.weights!r}: could not load {keras_weights} into ResNet50 without "
+            f"top ({type(exc).__name__}: {exc}); the file is corrupt or built for another "
+            "architecture"
+        ) from exc
+    if spec.stem == "imagenet" and spec.bn_momentum == 0.99 and app.input_shape[1] == size:
+        return app
+
+    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
+        if spec.stem == "small" and layer.name in SMALL_STEM_IDENTITIES:
+            return layers.Identity(name=layer.name)
+        config = layer.get_config()
+        if spec.stem == "small" and layer.name == "conv1_conv":
+            config["strides"] = (1, 1)
+        if isinstance(layer, layers.BatchNormalization):
+            config["momentum"] = spec.bn_momentum
+        return layer.__class__.from_config(config)
+
+    backbone = keras.models.clone_model(
+        app, input_tensors=keras.Input((size, size, 3), name="resnet_input"), clone_function=clone
+    )
+    backbone.set_weights(app.get_weights())
+    return backbone
+
+
+def build_resnet50(spec: ResNetSpec, standardizer=None):
+    """ResNet50 on raw `(28, 28, 1)` pixels: [augment] -> resize and normalise -> backbone ->
+    global average pooling -> the BN/Dense head.
+
+    Args:
+        spec: stem, size, weights, stage, momentum, augmentation and seed.
+        standardizer: mean and std of the training pixels, used with random initialisation;
+            pretrained weights get `preprocess_input` (caffe), as they were trained with it.
 
     Returns:
         `(model, backbone, head, choice)`: the full model, its parts and the weights record.
     """
-    validate_choice("resnet50", fine_tune, weights, image_size)
-    keras_weights, choice = resolve_weights(weights, fine_tune)
-    try:
-        backbone = keras.applications.ResNet50(
-            include_top=False,
-            weights=keras_weights,
-            input_shape=(image_size, image_size, 3),
-        )
-    except (ValueError, OSError, KeyError) as exc:
-        raise ModelConfigError(
-            f"WEIGHTS={weights!r}: could not load {keras_weights} into ResNet50 without top "
-            f"({type(exc).__name__}: {exc}); the file is corrupt or built for another "
-            "architecture"
-        ) from exc
+    validate_choice(
+        "resnet50", spec.fine_tune, spec.weights, spec.image_size, spec.augment, spec.stem
+    )
+    keras_weights, choice = resolve_weights(spec.weights, spec.fine_tune)
+    backbone = resnet50_backbone(spec, keras_weights)
     set_trainable(backbone, choice.fine_tune)
     head = build_head(backbone.output_shape[-1])
-    inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
-    x = backbone(inputs)
+    if choice.is_transfer or standardizer is None:
+        to_input = ResNetInput(spec.image_size, "caffe", name="resnet_input")
+    else:
+        to_input = ResNetInput(
+            spec.image_size,
+            "standardize",
+            standardizer.mean,
+            standardizer.std,
+            name="resnet_input",
+        )
+    inputs = keras.Input(shape=RAW_SHAPE, dtype="uint8", name="image")
+    x = inputs
+    augment = parse_augment(spec.augment)
+    if augment is not None:
+        x = RandomAugment.from_spec(augment, spec.seed)(x)
+    x = backbone(to_input(x))
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     outputs = head(x)
-    model = keras.Model(inputs, outputs, name="resnet50_transfer")
+    model = keras.Model(inputs, outputs, name=f"resnet50_{spec.stem}_stem")
     return model, backbone, head, choice
+
+
+def feature_extractor(model: keras.Model) -> keras.Model:
+    """The ResNet50 model up to its pooled features (what the head is trained on)."""
+    return keras.Model(model.inputs, model.get_layer("gap").output, name=f"{model.name}_features")
 
 
 def set_trainable(backbone: keras.Model, stage: str) -> None:
@@ -231,12 +349,16 @@ def set_trainable(backbone: keras.Model, stage: str) -> None:
             )
 
 
-def build_model(model: str, image_size: int = 32, weights: str = "auto", fine_tune: str = "frozen"):
-    """Build the model named by `MODEL`; returns `(model, weights_choice_or_None)`."""
-    validate_choice(model, fine_tune, weights, image_size)
+def build_model(model: str, spec: ResNetSpec | None = None, standardizer=None):
+    """Build the model named by `MODEL`; returns `(model, weights_choice_or_None)`.
+
+    `spec` and `standardizer` matter for `resnet50` only.
+    """
+    spec = spec or ResNetSpec()
+    validate_choice(model, spec.fine_tune, spec.weights, spec.image_size, spec.augment, spec.stem)
     if model == "mlp":
         return build_mlp(), None
     if model == "cnn":
         return build_cnn(), None
-    full, _, _, choice = build_resnet50(image_size, weights, fine_tune)
+    full, _, _, choice = build_resnet50(spec, standardizer)
     return full, choice

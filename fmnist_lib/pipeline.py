@@ -217,7 +217,7 @@ def effective_parameters(step: Step) -> dict[str, Any]:
 
 
 def _check_training_choice(params: dict[str, Any]) -> list[str]:
-    """Model, fine-tune stage, weights and image size, checked before anything executes."""
+    """Model, stem, weights, image size and training recipe, checked before anything runs."""
     from fmnist_lib.models import ModelConfigError, validate_choice
 
     try:
@@ -227,13 +227,21 @@ def _check_training_choice(params: dict[str, Any]) -> list[str]:
             params["WEIGHTS"],
             params["IMAGE_SIZE"],
             params["AUGMENT"],
+            params.get("STEM", "imagenet"),
         )
     except ModelConfigError as exc:
         return [f"{TRAINING}: {exc}"]
     from fmnist_lib.distribute import check_precision
+    from fmnist_lib.train import TrainConfig
 
     try:
         check_precision(params.get("PRECISION", "float32"))
+        TrainConfig(
+            optimizer=params.get("OPTIMIZER", "adam"),
+            ema=params.get("EMA", 0.0),
+            val_every=params.get("VAL_EVERY", 1),
+            early_stopping=params.get("EARLY_STOPPING", 0),
+        )
     except ValueError as exc:
         return [f"{TRAINING}: {exc}"]
     return []

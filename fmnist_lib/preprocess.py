@@ -1,8 +1,9 @@
 """Preprocessing in NumPy (plus backend-neutral `keras.ops`), so every Keras backend runs it.
 
-Scaling and standardising for the dense and convolutional baselines; grayscale to three
-channels, resizing and `resnet50.preprocess_input` for ResNet50; and seeded NumPy
-augmentation (flip, pad-and-crop shift, random erasing) fed through a `PyDataset`.
+Scaling and standardising for the dense and convolutional baselines; seeded batches
+through a `PyDataset`, augmented on the host (`fmnist_lib.augment`) or held on the device.
+ResNet50 takes raw pixels: its resizing and normalisation are layers inside the model
+(`fmnist_lib.layers`); `resize` and `to_rgb` remain for figures and benchmarks.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-MIN_RESNET_SIZE = 32
+from fmnist_lib.augment import Augment
 
 
 @dataclass(frozen=True)
@@ -61,112 +62,6 @@ def resize(images: np.ndarray, size: int, batch_size: int = 4096) -> np.ndarray:
     return out
 
 
-def check_image_size(image_size: int) -> int:
-    """Refuse ResNet50 input sizes below its minimum of 32."""
-    if not isinstance(image_size, int) or image_size < MIN_RESNET_SIZE:
-        raise ValueError(
-            f"IMAGE_SIZE={image_size!r}: ResNet50 needs at least {MIN_RESNET_SIZE}x"
-            f"{MIN_RESNET_SIZE} inputs; use 32 or more"
-        )
-    return image_size
-
-
-def resnet_inputs(images: np.ndarray, image_size: int) -> np.ndarray:
-    """uint8 (n, 28, 28) -> ResNet50 inputs: 3 channels, resized, `preprocess_input` applied."""
-    from keras.applications import resnet50
-
-    check_image_size(image_size)
-    rgb = to_rgb(np.asarray(images, dtype=np.float32))
-    return resnet50.preprocess_input(resize(rgb, image_size))
-
-
-# --- augmentation ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Augment:
-    """Which NumPy augmentations to apply to a batch of (n, h, w, c) images."""
-
-    flip: bool = True
-    shift: int = 2  # pad by this many pixels, then crop back at a random offset
-    erase_prob: float = 0.0  # probability of erasing one random rectangle per image
-
-    def __call__(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Return an augmented copy; the input is never modified."""
-        out = np.array(images, copy=True)
-        if self.flip:
-            out = random_flip(out, rng)
-        if self.shift:
-            out = random_shift(out, self.shift, rng)
-        if self.erase_prob > 0:
-            out = random_erase(out, self.erase_prob, rng)
-        return out
-
-
-AUGMENTATIONS = ("flip", "shift", "erase")
-
-
-def parse_augment(spec: str) -> Augment | None:
-    """Parse `AUGMENT`: "none", or a "+"-joined subset of flip, shift and erase."""
-    parts = [p.strip() for p in spec.lower().split("+") if p.strip()]
-    if parts in ([], ["none"]):
-        return None
-    unknown = [p for p in parts if p not in AUGMENTATIONS]
-    if unknown:
-        raise ValueError(
-            f"AUGMENT={spec!r}: unknown augmentation {unknown[0]!r}; use 'none' or a '+'-joined "
-            f"subset of {', '.join(AUGMENTATIONS)} (e.g. 'flip+shift')"
-        )
-    return Augment(
-        flip="flip" in parts,
-        shift=2 if "shift" in parts else 0,
-        erase_prob=0.5 if "erase" in parts else 0.0,
-    )
-
-
-def random_flip(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Mirror about half of the images left-right."""
-    flip = rng.random(len(images)) < 0.5
-    out = images.copy()
-    out[flip] = out[flip][:, :, ::-1]
-    return out
-
-
-def random_shift(images: np.ndarray, pad: int, rng: np.random.Generator) -> np.ndarray:
-    """Pad with the border value of zero-ink (the minimum) and crop at random offsets."""
-    n, h, w = images.shape[:3]
-    fill = images.min()
-    padded = np.pad(
-        images,
-        [(0, 0), (pad, pad), (pad, pad)] + [(0, 0)] * (images.ndim - 3),
-        constant_values=fill,
-    )
-    dy = rng.integers(0, 2 * pad + 1, n)
-    dx = rng.integers(0, 2 * pad + 1, n)
-    rows = dy[:, None] + np.arange(h)[None, :]
-    cols = dx[:, None] + np.arange(w)[None, :]
-    return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
-
-
-def random_erase(
-    images: np.ndarray, prob: float, rng: np.random.Generator, max_frac: float = 0.4
-) -> np.ndarray:
-    """Random erasing: blank one rectangle (up to `max_frac` of each side) per chosen image."""
-    n, h, w = images.shape[:3]
-    chosen = rng.random(n) < prob
-    eh = rng.integers(1, max(2, int(h * max_frac)) + 1, n)
-    ew = rng.integers(1, max(2, int(w * max_frac)) + 1, n)
-    y0 = rng.integers(0, h - eh + 1)
-    x0 = rng.integers(0, w - ew + 1)
-    ys, xs = np.arange(h)[None, :], np.arange(w)[None, :]
-    in_rows = (ys >= y0[:, None]) & (ys < (y0 + eh)[:, None])
-    in_cols = (xs >= x0[:, None]) & (xs < (x0 + ew)[:, None])
-    mask = in_rows[:, :, None] & in_cols[:, None, :] & chosen[:, None, None]
-    out = images.copy()
-    out[mask] = images.min()
-    return out
-
-
 def make_batches(
     x: np.ndarray,
     y: np.ndarray,
@@ -174,15 +69,32 @@ def make_batches(
     seed: int,
     augment: Augment | None = None,
     workers: int = 1,
+    on_device: bool = False,
 ):
     """A shuffled, optionally augmented `keras.utils.PyDataset` over NumPy arrays.
 
-    `workers` > 1 prepares batches in that many threads (NumPy releases the GIL).
-
     The order and augmentation of epoch `e` depend only on `(seed, e)`, so a resumed run
-    sees exactly the batches the killed run would have seen.
+    sees exactly the batches the killed run would have seen. The epoch is set from outside,
+    by `set_epoch` (`train.fit_stage` calls it from a callback at each epoch's start), not
+    counted here: Keras also signals an epoch end when `fit` starts. Train with
+    `fit(shuffle=False)`: Keras would otherwise reorder the batches with Python's global
+    random state.
+
+    Args:
+        augment: NumPy augmentation applied on the host to each batch.
+        workers: threads preparing batches (NumPy releases the GIL).
+        on_device: hold `x` and `y` as backend tensors (on the accelerator under JAX) and
+            gather each batch there, so only the indices cross from the host. Every batch
+            is then full: the last `len(x) % batch_size` images of each epoch's permutation
+            wait for a later epoch, and the compiled step sees a single shape.
     """
     import keras
+
+    if on_device and augment is not None:
+        raise ValueError("on_device batches are augmented inside the model, not on the host")
+    held_x = keras.ops.convert_to_tensor(x) if on_device else x
+    held_y = keras.ops.convert_to_tensor(y) if on_device else y
+    steps = len(x) // batch_size if on_device and len(x) >= batch_size else -(-len(x) // batch_size)
 
     class _Batches(keras.utils.PyDataset):
         def __init__(self) -> None:
@@ -198,17 +110,16 @@ def make_batches(
             self._order = self._permutation(epoch)
 
         def __len__(self) -> int:
-            return -(-len(x) // batch_size)
+            return steps
 
         def __getitem__(self, i: int):
             idx = self._order[i * batch_size : (i + 1) * batch_size]
+            if on_device:
+                return keras.ops.take(held_x, idx, axis=0), keras.ops.take(held_y, idx, axis=0)
             xb = x[idx]
             if augment is not None:
                 xb = augment(xb, np.random.default_rng([seed, self.epoch, i]))
             return xb, y[idx]
-
-        def on_epoch_end(self) -> None:
-            self.set_epoch(self.epoch + 1)
 
     return _Batches()
 
@@ -241,9 +152,10 @@ def load_split(run_dir: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], 
 
 
 def model_inputs(
-    model: str, ds, split: dict[str, np.ndarray], standardizer: Standardizer, image_size: int = 32
+    model: str, ds, split: dict[str, np.ndarray], standardizer: Standardizer
 ) -> dict[str, np.ndarray]:
-    """Arrays for `model`: standardised 28x28 (mlp), with a channel (cnn), or ResNet50 inputs."""
+    """Arrays for `model`: standardised 28x28 (mlp), with a channel (cnn), or raw uint8
+    pixels with a channel (resnet50, which resizes and normalises inside the model)."""
     raw = {
         "train": ds.x_train[split["train"]],
         "val": ds.x_train[split["val"]],
@@ -252,7 +164,7 @@ def model_inputs(
     out: dict[str, np.ndarray] = {}
     for part, images in raw.items():
         if model == "resnet50":
-            out[f"x_{part}"] = resnet_inputs(images, image_size)
+            out[f"x_{part}"] = np.asarray(images, dtype=np.uint8)[..., None]
         elif model == "cnn":
             out[f"x_{part}"] = standardizer(images)[..., None]
         else:

@@ -256,15 +256,15 @@ def penultimate_features(model, x: np.ndarray, batch_size: int = 256) -> np.ndar
     return extractor.predict(x, batch_size=batch_size, verbose=0)
 
 
-def test_inputs(run_dir: str | os.PathLike[str], model: str, image_size: int, positions):
+def test_inputs(run_dir: str | os.PathLike[str], model: str, positions) -> np.ndarray:
     """Model inputs for the test images at `positions` of the run's test split."""
     from fmnist_lib import data, preprocess
 
     ds = data.load_fashion_mnist()
     split, standardizer = preprocess.load_split(run_dir)
     images = ds.x_test[split["test"][positions]]
-    if model == "resnet50":
-        return preprocess.resnet_inputs(images, image_size)
+    if model == "resnet50":  # raw pixels: the model resizes and normalises
+        return images[..., None]
     scaled = standardizer(images)
     return scaled[..., None] if model == "cnn" else scaled
 

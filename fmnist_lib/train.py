@@ -8,17 +8,22 @@ Each stage (`main`, `head`, `top`) trains in its own folder under the model fold
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import time
-from dataclasses import dataclass, field
+import uuid
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
-from fmnist_lib import config, records
+from fmnist_lib import records
+from fmnist_lib.augment import Augment
+from fmnist_lib.config import cache_dir as default_cache_dir
 from fmnist_lib.data import NUM_CLASSES
-from fmnist_lib.preprocess import Augment, make_batches
+from fmnist_lib.preprocess import make_batches
 
 CHECKPOINT = "checkpoint.keras"
 
@@ -37,6 +42,17 @@ class StageResult:
     resumed_from: int = 0
     stopped_early: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+class BatchEpoch(keras.callbacks.Callback):
+    """Tell the seeded batches which epoch starts, so its order depends on (seed, epoch)."""
+
+    def __init__(self, batches: Any) -> None:
+        super().__init__()
+        self.batches = batches
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.batches.set_epoch(epoch)
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
@@ -78,45 +94,95 @@ def model_dir(run_dir: Path, model: str, *, scratch: bool = False) -> Path:
     return path
 
 
+OPTIMIZERS = ("adam", "sgd")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a model trains: built once from `03_training`'s parameters, passed whole, and
+    recorded whole (`dataclasses.asdict`) in `metrics.json`."""
+
+    epochs: int = 3  # training epochs (for resnet50 frozen/top: epochs of the head)
+    batch_size: int = 128  # images per step
+    learning_rate: float = 1e-3  # peak learning rate (warm-up, then cosine decay)
+    optimizer: str = "adam"  # adam (AdamW when weight_decay > 0) | sgd (Nesterov, momentum 0.9)
+    weight_decay: float = 0.0  # decoupled weight decay, scaled by the learning rate
+    warmup_epochs: int = 0  # linear learning-rate warm-up before the cosine decay
+    label_smoothing: float = 0.0  # categorical cross-entropy label smoothing
+    ema: float = 0.0  # momentum of an exponential moving average of the weights; 0 disables
+    early_stopping: int = 0  # patience in epochs on validation loss; 0 disables
+    val_every: int = 1  # validate every N epochs and after the last
+    fine_tune_epochs: int = 0  # resnet50, stage top: epochs with the last stage unfrozen
+    steps_per_execution: int = 1  # training steps per compiled call
+    workers: int = 1  # threads preparing host-augmented batches
+    seed: int = 42  # batch order, host augmentation, and Keras's seed when fit starts
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"OPTIMIZER={self.optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"EMA={self.ema!r}: use 0 (off) or a momentum in (0, 1), e.g. 0.99")
+        if self.val_every < 1:
+            raise ValueError(f"VAL_EVERY={self.val_every!r}: validate every N >= 1 epochs")
+        if self.early_stopping and self.val_every != 1:
+            raise ValueError(
+                f"EARLY_STOPPING={self.early_stopping} watches every epoch's validation loss: "
+                f"it needs VAL_EVERY=1, not {self.val_every}"
+            )
+
+    def validation_epochs(self, epochs: int | None = None) -> list[int]:
+        """The 1-based epochs validated: every `val_every`-th and the last."""
+        last = self.epochs if epochs is None else epochs
+        return [e for e in range(1, last + 1) if e % self.val_every == 0 or e == last]
+
+
 def one_hot(labels: np.ndarray) -> np.ndarray:
     """Integer labels -> one-hot float32, for categorical cross-entropy."""
     return keras.utils.to_categorical(labels, NUM_CLASSES).astype(np.float32)
 
 
+def make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Optimizer:
+    """The optimizer of `config`, its learning rate warming up linearly for `warmup_epochs`
+    worth of `total_steps`, then following a cosine decay to 1% of the peak."""
+    lr: Any = config.learning_rate
+    steps_per_epoch = max(1, total_steps // max(1, config.epochs))
+    if total_steps > 0:
+        warmup = min(steps_per_epoch * config.warmup_epochs, total_steps - 1)
+        lr = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else config.learning_rate,
+            total_steps - warmup,
+            alpha=0.01,
+            warmup_target=config.learning_rate if warmup else None,
+            warmup_steps=warmup,
+        )
+    common: dict[str, Any] = {"use_ema": config.ema > 0}
+    if config.ema > 0:
+        common["ema_momentum"] = config.ema
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(
+            lr,
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=config.weight_decay or None,
+            **common,
+        )
+    if config.weight_decay > 0:
+        return keras.optimizers.AdamW(lr, weight_decay=config.weight_decay, **common)
+    return keras.optimizers.Adam(lr, **common)
+
+
 def compile_model(
     model: keras.Model,
-    learning_rate: float,
+    config: TrainConfig,
     total_steps: int,
-    label_smoothing: float = 0.0,
-    schedule: str = "cosine",
     *,
-    weight_decay: float = 0.0,
-    warmup_steps: int = 0,
     steps_per_execution: int = 1,
     jit_compile: bool | str = "auto",
 ) -> None:
-    """Adam (AdamW when `weight_decay` > 0) with categorical cross-entropy.
-
-    The learning rate warms up linearly for `warmup_steps`, then follows a cosine decay.
-    """
-    lr: Any = learning_rate
-    if schedule == "cosine" and total_steps > 0:
-        warmup = min(warmup_steps, total_steps - 1)
-        lr = keras.optimizers.schedules.CosineDecay(
-            0.0 if warmup else learning_rate,
-            total_steps - warmup,
-            alpha=0.01,
-            warmup_target=learning_rate if warmup else None,
-            warmup_steps=warmup,
-        )
-    optimizer = (
-        keras.optimizers.AdamW(lr, weight_decay=weight_decay)
-        if weight_decay > 0
-        else keras.optimizers.Adam(lr)
-    )
+    """Compile with `config`'s optimizer and categorical cross-entropy (label smoothing)."""
     model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+        optimizer=make_optimizer(config, total_steps),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
         steps_per_execution=steps_per_execution,
         jit_compile=jit_compile,
@@ -125,7 +191,33 @@ def compile_model(
 
 def load_checkpoint(path: Path) -> keras.Model:
     """Load a `.keras` file with `safe_mode=True` (no arbitrary code)."""
+    import fmnist_lib.layers  # noqa: F401  (registers the project's layers with Keras)
+
     return keras.saving.load_model(path, safe_mode=True)
+
+
+def _training_data(
+    x: np.ndarray,
+    y: np.ndarray,
+    config: TrainConfig,
+    initial_epoch: int,
+    *,
+    augment: Augment | None,
+    in_memory: bool,
+    on_device: bool,
+) -> tuple[dict[str, Any], int]:
+    """What `model.fit` trains on, and the number of steps per epoch."""
+    if in_memory:
+        if augment is not None:
+            raise ValueError("in_memory training takes no augmentation: use the seeded batches")
+        data = dict(x=x, y=one_hot(y), batch_size=config.batch_size, shuffle=True)
+        return data, -(-len(x) // config.batch_size)
+    batches = make_batches(
+        x, one_hot(y), config.batch_size, config.seed, augment, config.workers, on_device
+    )
+    batches.set_epoch(initial_epoch)
+    # Our own seeded order, never Keras's reshuffle of the batches.
+    return dict(x=batches, shuffle=False, callbacks=[BatchEpoch(batches)]), len(batches)
 
 
 def fit_stage(
@@ -134,44 +226,34 @@ def fit_stage(
     x: np.ndarray,
     y: np.ndarray,
     validation: tuple[np.ndarray, np.ndarray] | None,
+    config: TrainConfig,
     *,
-    epochs: int,
-    batch_size: int,
-    learning_rate: float,
-    seed: int,
     resume: bool = False,
     augment: Augment | None = None,
-    early_stopping: int = 0,
-    label_smoothing: float = 0.0,
     callbacks: list[keras.callbacks.Callback] | None = None,
     tensorboard: bool = True,
     in_memory: bool = False,
+    on_device: bool = False,
     jit_compile: bool | str = "auto",
-    weight_decay: float = 0.0,
-    warmup_epochs: int = 0,
-    steps_per_execution: int = 1,
-    workers: int = 1,
 ) -> StageResult:
-    """Train `model` for `epochs`, checkpointing each epoch into `stage_dir`.
+    """Train `model` for `config.epochs`, checkpointing each epoch into `stage_dir`.
 
     Args:
         model: an uncompiled model; replaced by the checkpoint when resuming.
         stage_dir: this stage's folder; it must be empty unless `resume` is set.
         x, y: training images and integer labels.
         validation: optional (images, integer labels).
+        config: epochs, batch size, optimizer and the rest of the recipe.
         resume: continue from the last completed epoch found in `stage_dir`.
-        augment: NumPy augmentation applied to each training batch.
-        early_stopping: patience in epochs on validation loss; 0 disables it.
+        augment: NumPy augmentation applied on the host to each training batch.
         callbacks: extra Keras callbacks (tests use one to slow epochs down).
         in_memory: small inputs without augmentation (the head on cached features): pass
             the arrays to Keras, shuffled by Keras from the seed, and run up to 64 steps
             per execution. Saves the per-batch Python round trip of the seeded dataset,
             which dominates a head epoch on the CPU; a resumed run then reshuffles.
+        on_device: hold the training set on the device and gather full batches there
+            (`preprocess.make_batches`); for models that augment inside the step.
         jit_compile: passed to `model.compile` (True compiles the step with XLA).
-        weight_decay: decoupled weight decay (AdamW); 0 keeps plain Adam.
-        warmup_epochs: linear learning-rate warm-up before the cosine decay.
-        steps_per_execution: training steps per compiled call (fewer host round trips).
-        workers: threads preparing augmented batches (accelerators need more than one).
 
     Returns:
         The trained model, the full per-epoch history (no gaps) and the wall time.
@@ -185,40 +267,38 @@ def fit_stage(
             f"{stage_dir} already holds {state['completed_epochs']} trained epoch(s); pass "
             "RESUME=True to continue that run, or start a new run folder"
         )
-    if in_memory and augment is not None:
-        raise ValueError("in_memory training takes no augmentation: use the seeded batches")
-    steps_per_epoch = -(-len(x) // batch_size)
-    per_execution = min(steps_per_epoch, 64 if in_memory else steps_per_execution)
-    if state is not None and (stage_dir / CHECKPOINT).exists():
+    resuming = state is not None and (stage_dir / CHECKPOINT).exists()
+    if resuming:
         initial_epoch = int(state["completed_epochs"])
+    data, steps_per_epoch = _training_data(
+        x, y, config, initial_epoch, augment=augment, in_memory=in_memory, on_device=on_device
+    )
+    if resuming:
         history = records.read_json(stage_dir / "history.json", [])[:initial_epoch]
         model = load_checkpoint(stage_dir / CHECKPOINT)
-        print(f"Resuming {stage_dir.name} after epoch {initial_epoch} of {epochs}", flush=True)
+        print(
+            f"Resuming {stage_dir.name} after epoch {initial_epoch} of {config.epochs}", flush=True
+        )
     else:
+        per_execution = min(steps_per_epoch, 64 if in_memory else config.steps_per_execution)
         compile_model(
             model,
-            learning_rate,
-            steps_per_epoch * epochs,
-            label_smoothing,
-            weight_decay=weight_decay,
-            warmup_steps=steps_per_epoch * warmup_epochs,
+            config,
+            steps_per_epoch * config.epochs,
             steps_per_execution=per_execution,
             jit_compile=jit_compile,
         )
-    if initial_epoch >= epochs:
+    if initial_epoch >= config.epochs:
+        if config.ema > 0:  # killed after the last checkpoint, before fit swapped in the EMA
+            model.optimizer.finalize_variable_values(model.trainable_variables)
         return StageResult(model, history, 0.0, resumed_from=initial_epoch)
 
-    if in_memory:
-        data: dict[str, Any] = dict(x=x, y=one_hot(y), batch_size=batch_size, shuffle=True)
-    else:
-        batches = make_batches(x, one_hot(y), batch_size, seed, augment, workers=workers)
-        batches.set_epoch(initial_epoch)
-        data = dict(x=batches)
-    cbs: list[keras.callbacks.Callback] = [EpochCheckpoint(stage_dir, history, epochs)]
-    if early_stopping > 0 and validation is not None:
+    cbs: list[keras.callbacks.Callback] = [*data.pop("callbacks", [])]
+    cbs.append(EpochCheckpoint(stage_dir, history, config.epochs))
+    if config.early_stopping > 0 and validation is not None:
         cbs.append(
             keras.callbacks.EarlyStopping(
-                patience=early_stopping, restore_best_weights=True, verbose=1
+                patience=config.early_stopping, restore_best_weights=True, verbose=1
             )
         )
     if tensorboard and keras.backend.backend() == "tensorflow":
@@ -226,16 +306,17 @@ def fit_stage(
     cbs.extend(callbacks or [])
     val = (validation[0], one_hot(validation[1])) if validation is not None else None
     start = time.perf_counter()
-    keras.utils.set_random_seed(seed + initial_epoch)
+    keras.utils.set_random_seed(config.seed + initial_epoch)
     model.fit(
         **data,
         validation_data=val,
-        epochs=epochs,
+        validation_freq=config.validation_epochs(),
+        epochs=config.epochs,
         initial_epoch=initial_epoch,
         callbacks=cbs,
         verbose=2,
     )
-    stopped = len(history) < epochs
+    stopped = len(history) < config.epochs
     return StageResult(
         model, history, time.perf_counter() - start, initial_epoch, stopped_early=stopped
     )
@@ -254,40 +335,63 @@ def array_digest(*arrays: np.ndarray) -> str:
     return h.hexdigest()[:16]
 
 
-def weights_digest(backbone: keras.Model) -> str:
-    """Digest of the backbone's weights, so any change of weights changes the cache key."""
-    return array_digest(*backbone.get_weights())
+def weights_digest(model: keras.Model) -> str:
+    """Digest of a model's weights, so any change of weights changes the cache key."""
+    return array_digest(*model.get_weights())
+
+
+def features_signature(model: keras.Model) -> dict[str, Any]:
+    """What, besides weights and images, decides a ResNet50 model's pooled features: the
+    input layer's resize and normalisation, and the stem."""
+    backbone = model.get_layer("resnet50")
+    to_input = model.get_layer("resnet_input").get_config()
+    return {
+        "input": {k: v for k, v in to_input.items() if k not in ("name", "trainable")},
+        "conv1_strides": list(backbone.get_layer("conv1_conv").strides),
+        "pool1": type(backbone.get_layer("pool1_pool")).__name__,
+    }
+
+
+def stem_name(model: keras.Model) -> str:
+    """`small` or `imagenet`, read from the built backbone."""
+    return "imagenet" if features_signature(model)["pool1"] == "MaxPooling2D" else "small"
 
 
 def pooled_features(
-    backbone: keras.Model,
+    model: keras.Model,
     images: np.ndarray,
     batch_size: int = 256,
     cache_dir: Path | None = None,
 ) -> tuple[np.ndarray, Path | None, bool]:
-    """Global-average-pooled backbone features, computed once and cached on disk.
+    """The ResNet50 model's global-average-pooled features, computed once and cached on disk.
 
-    The cache key is the digest of (weights, input size, images), so the same inputs and
-    weights never run through the frozen backbone twice.
+    The cache key is the digest of (backbone weights, input resizing and normalisation,
+    stem, images), so the same inputs never run through the same frozen backbone twice.
+    Each writer saves to a temporary file of its own and renames it into place, so
+    processes computing the same features at once never see a partial file.
 
     Returns:
         `(features, cache_file, was_cached)`.
     """
-    cache_dir = cache_dir if cache_dir is not None else config.cache_dir() / "features"
+    from fmnist_lib.models import feature_extractor
+
+    cache_dir = cache_dir if cache_dir is not None else default_cache_dir() / "features"
+    signature = json.dumps(features_signature(model), sort_keys=True)
     key = array_digest(
-        np.frombuffer(weights_digest(backbone).encode(), np.uint8),
+        np.frombuffer(weights_digest(model.get_layer("resnet50")).encode(), np.uint8),
+        np.frombuffer(signature.encode(), np.uint8),
         np.asarray(images.shape),
         images,
     )
-    path = cache_dir / f"resnet50-{images.shape[1]}px-{key}.npy"
+    size = features_signature(model)["input"]["image_size"]
+    path = cache_dir / f"resnet50-{stem_name(model)}-{size}px-{key}.npy"
     if path.exists():
         return np.load(path), path, True
-    extractor = keras.Sequential([backbone, keras.layers.GlobalAveragePooling2D()])
-    features = extractor.predict(images, batch_size=batch_size, verbose=2)
+    features = feature_extractor(model).predict(images, batch_size=batch_size, verbose=2)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
+    tmp = cache_dir / f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp.npy"
     np.save(tmp, features)
-    tmp.replace(path)
+    os.replace(tmp, path)
     return features, path, False
 
 
@@ -312,82 +416,83 @@ class TrainResult:
         return rows
 
 
+def train_head_on_features(
+    model: keras.Model,
+    inputs: dict[str, np.ndarray],
+    stage_dir: Path,
+    config: TrainConfig,
+    **fit: Any,
+) -> tuple[StageResult, dict[str, Any]]:
+    """The frozen-backbone stage: cache pooled features, train the head on them in memory."""
+    start = time.perf_counter()
+    feats, cache = {}, {}
+    for part in ("train", "val"):
+        feats[part], path, hit = pooled_features(model, inputs[f"x_{part}"])
+        cache[part] = {"file": str(path), "cached": hit}
+    cache["seconds"] = round(time.perf_counter() - start, 2)
+    head = model.get_layer("head")
+    val = (feats["val"], inputs["y_val"]) if len(inputs["y_val"]) else None
+    res = fit_stage(
+        head,
+        stage_dir,
+        feats["train"],
+        inputs["y_train"],
+        val,
+        config,
+        in_memory=True,
+        jit_compile=keras.backend.backend() in ("tensorflow", "jax"),
+        **fit,
+    )
+    head.set_weights(res.model.get_weights())
+    return res, cache
+
+
 def train_model(
     model: keras.Model,
     inputs: dict[str, np.ndarray],
     out_dir: Path,
+    config: TrainConfig,
     *,
     fine_tune: str | None,
-    epochs: int,
-    batch_size: int,
-    learning_rate: float,
-    seed: int,
-    fine_tune_epochs: int = 0,
     resume: bool = False,
     augment: Augment | None = None,
-    early_stopping: int = 0,
-    label_smoothing: float = 0.0,
     callbacks: list[keras.callbacks.Callback] | None = None,
-    **options: Any,
 ) -> TrainResult:
     """Train any model; ResNet50 with a frozen backbone trains its head on cached features.
 
     `fine_tune` is the stage actually used (None for the baselines): `frozen` trains the
-    head on features; `top` then unfreezes the last stage for `fine_tune_epochs` at a
-    tenth of the learning rate; `full` trains everything end to end. `options`
-    (`weight_decay`, `warmup_epochs`, `steps_per_execution`, `workers`) go to `fit_stage`
-    for the stages that train on images.
+    head on features; `top` then unfreezes the last stage for `config.fine_tune_epochs` at a
+    tenth of the learning rate; `full` trains everything end to end. ResNet50 models
+    augment inside the model and train on batches held on the device; `augment` is the
+    host augmentation of the baselines.
     """
-    common = dict(
-        batch_size=batch_size,
-        seed=seed,
-        resume=resume,
-        callbacks=callbacks,
-        early_stopping=early_stopping,
-        label_smoothing=label_smoothing,
-    )
+    fit: dict[str, Any] = dict(resume=resume, callbacks=callbacks)
+    images: dict[str, Any] = dict(augment=augment)
+    if fine_tune is not None:  # ResNet50: raw pixels in, augmentation inside the model
+        images = dict(on_device=True)
     val = (inputs["x_val"], inputs["y_val"]) if len(inputs["y_val"]) else None
     stages: dict[str, list[dict[str, float]]] = {}
-    seconds = 0.0
     cache: dict[str, Any] = {}
+    seconds = 0.0
     if fine_tune in ("frozen", "top"):
-        from fmnist_lib.models import set_trainable
+        res, cache = train_head_on_features(model, inputs, out_dir / "head", config, **fit)
+        stages["head"], seconds = res.history, res.seconds + cache["seconds"]
+        if fine_tune == "top" and config.fine_tune_epochs > 0:
+            from fmnist_lib.models import set_trainable
 
-        backbone, head = model.get_layer("resnet50"), model.get_layer("head")
-        start = time.perf_counter()
-        feats = {}
-        for part in ("train", "val"):
-            feats[part], path, hit = pooled_features(backbone, inputs[f"x_{part}"])
-            cache[part] = {"file": str(path), "cached": hit}
-        cache["seconds"] = round(time.perf_counter() - start, 2)
-        head_val = (feats["val"], inputs["y_val"]) if val is not None else None
-        res = fit_stage(
-            head,
-            out_dir / "head",
-            feats["train"],
-            inputs["y_train"],
-            head_val,
-            epochs=epochs,
-            learning_rate=learning_rate,
-            in_memory=True,
-            jit_compile=keras.backend.backend() in ("tensorflow", "jax"),
-            **common,
-        )
-        head.set_weights(res.model.get_weights())
-        stages["head"], seconds = res.history, seconds + res.seconds + cache["seconds"]
-        if fine_tune == "top" and fine_tune_epochs > 0:
-            set_trainable(backbone, "top")
+            set_trainable(model.get_layer("resnet50"), "top")
+            top = replace(
+                config, epochs=config.fine_tune_epochs, learning_rate=config.learning_rate / 10
+            )
             res = fit_stage(
                 model,
                 out_dir / "top",
                 inputs["x_train"],
                 inputs["y_train"],
                 val,
-                epochs=fine_tune_epochs,
-                learning_rate=learning_rate / 10,
-                augment=augment,
-                **common,
-                **options,
+                top,
+                **fit,
+                **images,
             )
             model, stages["top"], seconds = res.model, res.history, seconds + res.seconds
     else:
@@ -397,11 +502,9 @@ def train_model(
             inputs["x_train"],
             inputs["y_train"],
             val,
-            epochs=epochs,
-            learning_rate=learning_rate,
-            augment=augment,
-            **common,
-            **options,
+            config,
+            **fit,
+            **images,
         )
         model, stages["main"], seconds = res.model, res.history, res.seconds
     result = TrainResult(model, stages, seconds, cache)

@@ -30,10 +30,12 @@ def test_cnn_output():
     [
         (("vgg", "frozen", "auto", 32), "MODEL='vgg' is unknown"),
         (("resnet50", "half", "auto", 32), "FINE_TUNE='half' is unknown"),
-        (("resnet50", "frozen", "auto", 28), "IMAGE_SIZE=28.*at least 32"),
+        (("resnet50", "frozen", "auto", 28), "IMAGE_SIZE=28.*STEM='imagenet'.*at least 32x32"),
+        (("resnet50", "frozen", "auto", 27, "none", "small"), "IMAGE_SIZE=27.*at least 28x28"),
+        (("resnet50", "frozen", "auto", 32, "none", "tiny"), "STEM='tiny' is unknown"),
         (("resnet50", "frozen", "/no/such.h5", 32), "no such file"),
-        (("resnet50", "frozen", "none", 32), "random, frozen features"),
         (("cnn", "frozen", "auto", 32, "flip+rotate"), "unknown augmentation .rotate."),
+        (("cnn", "frozen", "auto", 32, "flip:3"), "only shift and cutout take a size"),
     ],
 )
 def test_bad_choices_are_refused(args, message):
@@ -49,10 +51,25 @@ def test_imagenet_offline_fails_with_three_remedies(keras_home):
     assert "WEIGHTS=/path/to/that/file" in msg and "WEIGHTS='auto'" in msg
 
 
-def test_auto_offline_falls_back_to_random_and_unfrozen(keras_home):
+def test_auto_offline_keeps_the_frozen_stage_as_a_labelled_control(keras_home):
     value, choice = models.resolve_weights("auto", "frozen")
-    assert value is None and choice.used == "random" and choice.fine_tune == "full"
-    assert not choice.is_imagenet and "NOT ImageNet" in choice.banner()
+    assert value is None and choice.used == "random" and choice.fine_tune == "frozen"
+    assert not choice.is_transfer and "NOT ImageNet" in choice.banner()
+    assert choice.label == "frozen random features (control, not transfer)"
+    assert "transfer," not in choice.label
+
+
+@pytest.mark.parametrize(
+    ("used", "stage", "label"),
+    [
+        ("imagenet", "frozen", "ImageNet transfer, frozen backbone"),
+        ("imagenet", "full", "ImageNet transfer, fine-tuned end to end"),
+        ("random", "full", "trained from random initialisation (not transfer)"),
+        ("/w/my.h5", "top", "weights from my.h5 transfer, last stage fine-tuned"),
+    ],
+)
+def test_labels_say_transfer_only_with_pretrained_weights(used, stage, label):
+    assert models.WeightsChoice("auto", used, stage).label == label
 
 
 def _write_legacy_h5(model: keras.Model, path) -> None:
@@ -69,9 +86,9 @@ def planted_backbone():
     return keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3))
 
 
-@pytest.mark.slow
-def test_imagenet_loads_from_keras_cache(keras_home, planted_backbone, monkeypatch):
-    """The real cache path: a file the test writes, under Keras's exact name and format."""
+@pytest.fixture
+def planted_cache(keras_home, planted_backbone, monkeypatch):
+    """The real Keras cache path: a file the test writes, under Keras's exact name and format."""
     from keras.src.applications import resnet
 
     cached = keras_home / "models" / models.RESNET_NOTOP_FILE
@@ -80,19 +97,65 @@ def test_imagenet_loads_from_keras_cache(keras_home, planted_backbone, monkeypat
     md5 = hashlib.md5(cached.read_bytes()).hexdigest()
     # Keras checks the cached file against the official hash; ours has its own.
     monkeypatch.setitem(resnet.WEIGHTS_HASHES, "resnet50", ("unused", md5))
-    model, backbone, _, choice = models.build_resnet50(32, "imagenet", "frozen")
+    return cached
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("stem", "size", "final_map"), [("imagenet", 32, 1), ("small", 32, 4), ("small", 28, 4)]
+)
+def test_imagenet_weights_load_exactly_into_either_stem(
+    planted_cache, planted_backbone, stem, size, final_map
+):
+    spec = models.ResNetSpec(size, "imagenet", "frozen", stem)
+    model, backbone, _, choice = models.build_resnet50(spec)
     assert choice.used == "imagenet" and choice.fine_tune == "frozen"
-    assert "ImageNet-pretrained" in choice.banner()
-    for a, b in zip(backbone.get_weights(), planted_backbone.get_weights(), strict=True):
-        np.testing.assert_array_equal(a, b)
+    assert "ImageNet-pretrained" in choice.banner() and choice.is_transfer
+    assert backbone.output_shape == (None, final_map, final_map, 2048)
+    planted = {w.path: w for w in planted_backbone.weights}
+    assert len(backbone.weights) == len(planted) == 318
+    for w in backbone.weights:  # every backbone weight, by name: equal to the planted one
+        np.testing.assert_array_equal(w.numpy(), planted[w.path].numpy())
     assert not backbone.trainable and model.get_layer("head").trainable
+    assert model.get_layer("resnet_input").get_config()["normalize"] == "caffe"
+
+
+def test_small_stem_keeps_names_and_shapes_and_changes_only_the_stem():
+    app = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3))
+    small = models.resnet50_backbone(models.ResNetSpec(32, "none", "full", "small"), None)
+    weighted = [(la.name, [w.shape for w in la.weights]) for la in app.layers if la.weights]
+    assert len(weighted) == 106
+    assert weighted == [
+        (la.name, [w.shape for w in la.weights]) for la in small.layers if la.weights
+    ]
+    assert small.get_layer("conv1_conv").strides == (1, 1)
+    assert app.get_layer("conv1_conv").strides == (2, 2)
+    assert isinstance(small.get_layer("pool1_pool"), keras.layers.Identity)
+    assert small.output_shape == (None, 4, 4, 2048) and app.output_shape == (None, 1, 1, 2048)
+
+
+def test_random_init_standardises_and_sets_batchnorm_momentum(keras_home):
+    from fmnist_lib.preprocess import Standardizer
+
+    spec = models.ResNetSpec(28, "none", "full", "small", bn_momentum=0.9, augment="flip")
+    model, choice = models.build_model("resnet50", spec, Standardizer(0.25, 0.5))
+    assert model.input_shape == (None, 28, 28, 1) and model.inputs[0].dtype == "uint8"
+    config = model.get_layer("resnet_input").get_config()
+    assert (config["normalize"], config["mean"], config["std"]) == ("standardize", 0.25, 0.5)
+    bns = [
+        la
+        for la in model.get_layer("resnet50").layers
+        if isinstance(la, keras.layers.BatchNormalization)
+    ]
+    assert bns and all(la.momentum == 0.9 for la in bns)
+    assert model.get_layer("augment").spec.flip and choice.label.startswith("trained from random")
 
 
 @pytest.mark.slow
 def test_weights_file_path_loads(tmp_path, planted_backbone):
     path = tmp_path / "my_resnet.h5"
     _write_legacy_h5(planted_backbone, path)
-    _, backbone, _, choice = models.build_resnet50(32, str(path), "top")
+    _, backbone, _, choice = models.build_resnet50(models.ResNetSpec(32, str(path), "top"))
     assert choice.used == str(path.resolve())
     np.testing.assert_array_equal(backbone.get_weights()[0], planted_backbone.get_weights()[0])
     trainable = {layer.name for layer in backbone.layers if layer.trainable and layer.weights}
@@ -106,11 +169,11 @@ def test_weights_for_another_architecture_are_refused(tmp_path):
     path = tmp_path / "mlp.h5"
     _write_legacy_h5(models.build_mlp(), path)
     with pytest.raises(models.ModelConfigError, match="another architecture"):
-        models.build_resnet50(32, str(path), "frozen")
+        models.build_resnet50(models.ResNetSpec(32, str(path), "frozen"))
 
 
 def test_corrupt_weights_file_is_refused(tmp_path):
     path = tmp_path / "broken.h5"
     path.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
     with pytest.raises(models.ModelConfigError, match="broken.h5"):
-        models.build_resnet50(32, str(path), "frozen")
+        models.build_resnet50(models.ResNetSpec(32, str(path), "frozen"))

@@ -33,9 +33,9 @@ SCRIPT = textwrap.dedent(
     x = rng.random((256, 28, 28)).astype("float32")
     y = np.arange(256) % 10
     keras.utils.set_random_seed(0)
+    recipe = train.TrainConfig(epochs={epochs}, batch_size=64, learning_rate=1e-3, seed=0)
     train.fit_stage(models.build_mlp(hidden=(32, 16)), Path(sys.argv[1]), x, y, (x[:64], y[:64]),
-                    epochs={epochs}, batch_size=64, learning_rate=1e-3, seed=0,
-                    resume=sys.argv[2] == "resume", callbacks=[SlowEpochs()])
+                    recipe, resume=sys.argv[2] == "resume", callbacks=[SlowEpochs()])
     """
 ).format(epochs=EPOCHS)
 
@@ -81,29 +81,127 @@ def test_killed_run_resumes_from_last_epoch_without_gaps(tmp_path):
 def test_existing_training_is_not_overwritten(tmp_path):
     x = np.zeros((20, 28, 28), np.float32)
     y = np.arange(20) % 10
-    kwargs = dict(epochs=1, batch_size=10, learning_rate=1e-3, seed=0, tensorboard=False)
-    train.fit_stage(models.build_mlp(hidden=(8, 8)), tmp_path / "s", x, y, None, **kwargs)
+    recipe = train.TrainConfig(epochs=1, batch_size=10, seed=0)
+    train.fit_stage(
+        models.build_mlp(hidden=(8, 8)), tmp_path / "s", x, y, None, recipe, tensorboard=False
+    )
     with pytest.raises(train.TrainingStateError, match="RESUME=True"):
-        train.fit_stage(models.build_mlp(hidden=(8, 8)), tmp_path / "s", x, y, None, **kwargs)
+        train.fit_stage(
+            models.build_mlp(hidden=(8, 8)), tmp_path / "s", x, y, None, recipe, tensorboard=False
+        )
 
 
 def test_training_writes_tensorboard_logs_and_a_safe_model(tmp_path):
     x = np.random.default_rng(0).random((40, 28, 28)).astype(np.float32)
     y = np.arange(40) % 10
-    res = train.fit_stage(
-        models.build_mlp(hidden=(8, 8)),
-        tmp_path / "s",
-        x,
-        y,
-        (x, y),
-        epochs=2,
-        batch_size=20,
-        learning_rate=1e-3,
-        seed=0,
-    )
+    recipe = train.TrainConfig(epochs=2, batch_size=20, seed=0)
+    res = train.fit_stage(models.build_mlp(hidden=(8, 8)), tmp_path / "s", x, y, (x, y), recipe)
     assert list((tmp_path / "s" / "tensorboard").rglob("events.out.tfevents*"))
     reloaded = train.save_and_reload(res.model, tmp_path / "model.keras")
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), res.model.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"optimizer": "rmsprop"}, "OPTIMIZER='rmsprop'"),
+        ({"ema": 1.0}, "EMA=1.0"),
+        ({"val_every": 0}, "VAL_EVERY=0"),
+        ({"early_stopping": 3, "val_every": 2}, "needs VAL_EVERY=1"),
+    ],
+)
+def test_bad_recipes_are_refused(changes, message):
+    with pytest.raises(ValueError, match=message):
+        train.TrainConfig(**changes)
+
+
+def test_recipe_builds_the_optimizer_it_names():
+    sgd = train.make_optimizer(train.TrainConfig(optimizer="sgd", weight_decay=5e-4, ema=0.99), 10)
+    assert isinstance(sgd, keras.optimizers.SGD) and sgd.nesterov and sgd.momentum == 0.9
+    assert sgd.use_ema and sgd.ema_momentum == 0.99 and sgd.weight_decay == 5e-4
+    assert isinstance(
+        train.make_optimizer(train.TrainConfig(weight_decay=0.05), 10), keras.optimizers.AdamW
+    )
+    assert train.TrainConfig(epochs=7, val_every=3).validation_epochs() == [3, 6, 7]
+    warm = train.make_optimizer(train.TrainConfig(epochs=4, warmup_epochs=1, learning_rate=0.2), 40)
+    lr = [
+        float(warm.learning_rate_schedule(step))
+        if hasattr(warm, "learning_rate_schedule")
+        else float(warm._learning_rate(step))
+        for step in (0, 5, 10, 39)
+    ]
+    assert lr[0] == 0.0 and lr[1] == pytest.approx(0.1) and lr[2] == pytest.approx(0.2)
+    assert lr[3] < 0.01
+
+
+# A tiny stand-in for ResNet50 with the same input pipeline: raw uint8 pixels, augmentation
+# and normalisation layers inside the model, batches held on the device.
+RESUME_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    import keras, numpy as np
+    from fmnist_lib import augment, layers, train
+
+    class StopAfter(keras.callbacks.Callback):  # stands in for a kill after an epoch's checkpoint
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch + 1 == 2:
+                self.model.stop_training = True
+
+    def tiny():
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((28, 28, 1), dtype="uint8")
+        spec = augment.parse_augment("flip+shift:4+cutout+erase")
+        x = layers.RandomAugment.from_spec(spec, 3)(inputs)
+        x = layers.ResNetInput(28, "standardize", 70.0, 90.0)(x)
+        x = keras.layers.Conv2D(4, 3)(x)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (100, 28, 28, 1), dtype=np.uint8)
+    y = np.arange(100) % 10
+    recipe = train.TrainConfig(epochs=4, batch_size=32, learning_rate=0.05, optimizer="sgd",
+                               ema=0.5, seed=1)
+    root = Path(sys.argv[1])
+    kw = dict(on_device=True, tensorboard=False)
+    straight = train.fit_stage(tiny(), root / "straight", x, y, None, recipe, **kw)
+    train.fit_stage(tiny(), root / "split", x, y, None, recipe, callbacks=[StopAfter()], **kw)
+    resumed = train.fit_stage(tiny(), root / "split", x, y, None, recipe, resume=True, **kw)
+    state = lambda m: keras.ops.convert_to_numpy(m.layers[1].seed_generator.state).tolist()
+    print(json.dumps({
+        "diff": max(float(np.abs(a - b).max()) for a, b in
+                    zip(straight.model.get_weights(), resumed.model.get_weights())),
+        "loss": [[r["loss"] for r in res.history] for res in (straight, resumed)],
+        "state": [state(straight.model), state(resumed.model)],
+        "resumed_from": resumed.resumed_from,
+    }))
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_in_model_augmentation_resumes_exactly(tmp_path, backend):
+    """Killed after epoch 2 and resumed, the run equals one that never stopped: the same
+    batches, the same augmentation stream (seeded per seed, epoch and step), the same EMA."""
+    if backend == "jax":
+        pytest.importorskip("jax")
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    out = subprocess.run(
+        [sys.executable, "-c", RESUME_SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["resumed_from"] == 2
+    # seed 3; 10 draws a step (flip 1, shift 2, erase 5, cutout 2), 3 steps x 4 epochs
+    assert result["state"][0] == result["state"][1] == [3, 10 * 3 * 4]
+    assert result["loss"][0] == pytest.approx(result["loss"][1], rel=1e-5)
+    assert result["diff"] < 1e-5
 
 
 @pytest.mark.slow
@@ -111,29 +209,87 @@ def test_head_on_cached_features_matches_in_loop_training(tmp_path, monkeypatch)
     """Training the head on cached features equals training the frozen model end to end."""
     monkeypatch.setenv("FMNIST_CACHE_DIR", str(tmp_path / "cache"))
     rng = np.random.default_rng(0)
-    x = rng.normal(0, 50, (64, 32, 32, 3)).astype(np.float32)
+    x = rng.integers(0, 256, (64, 28, 28, 1), dtype=np.uint8)
     y = np.arange(64) % 10
     keras.utils.set_random_seed(1)
-    backbone = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3))
-    backbone.trainable = False
+    full, backbone, head_b, _ = models.build_resnet50(models.ResNetSpec(32, "none", "frozen"))
     head_a = models.build_head()
-    head_b = models.build_head()
-    head_b.set_weights(head_a.get_weights())
-    inputs = keras.Input((32, 32, 3))
-    full = keras.Model(inputs, head_b(keras.layers.GlobalAveragePooling2D()(backbone(inputs))))
+    head_a.set_weights(head_b.get_weights())
 
-    feats, path, cached = train.pooled_features(backbone, x)
-    again, path2, cached2 = train.pooled_features(backbone, x)
+    feats, path, cached = train.pooled_features(full, x)
+    again, path2, cached2 = train.pooled_features(full, x)
     assert not cached and cached2 and path == path2 and np.array_equal(feats, again)
+    assert path.name.startswith("resnet50-imagenet-32px-")
 
-    kw = dict(epochs=3, batch_size=16, learning_rate=1e-3, seed=0, tensorboard=False)
+    recipe = train.TrainConfig(epochs=3, batch_size=16, learning_rate=1e-3, seed=0)
+    kw = dict(tensorboard=False, in_memory=True)
     # The head trains as train_model trains it (arrays, XLA, many steps per execution);
     # the full model sees the same Keras-shuffled order without XLA.
-    kw["in_memory"] = True
-    on_feats = train.fit_stage(head_a, tmp_path / "a", feats, y, None, jit_compile=True, **kw).model
-    in_loop = train.fit_stage(full, tmp_path / "b", x, y, None, **kw).model
+    on_feats = train.fit_stage(
+        head_a, tmp_path / "a", feats, y, None, recipe, jit_compile=True, **kw
+    ).model
+    in_loop = train.fit_stage(full, tmp_path / "b", x, y, None, recipe, **kw).model
     np.testing.assert_allclose(
         on_feats.predict(feats, verbose=0), in_loop.predict(x, verbose=0), atol=2e-4
     )
     for a, b in zip(on_feats.get_weights(), head_b.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, atol=2e-4)
+
+
+def test_feature_cache_keys_on_the_stem_and_normalisation(tmp_path):
+    from fmnist_lib.preprocess import Standardizer
+
+    x = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1), dtype=np.uint8)
+    paths = set()
+    for stem, standardizer in (
+        ("imagenet", None),
+        ("small", None),
+        ("small", Standardizer(0.3, 0.4)),
+    ):
+        keras.utils.set_random_seed(1)  # the same weights for every variant
+        spec = models.ResNetSpec(32, "none", "frozen", stem)
+        model = models.build_resnet50(spec, standardizer)[0]
+        paths.add(train.pooled_features(model, x, cache_dir=tmp_path)[1].name)
+    assert len(paths) == 3 and any("-small-32px-" in p for p in paths)
+
+
+FEATURE_RACE = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    import keras, numpy as np
+    from fmnist_lib import models, train
+
+    save = np.save
+    def slow_save(*args, **kwargs):  # widen the window between writing and renaming
+        save(*args, **kwargs)
+        time.sleep(3)
+    np.save = slow_save
+
+    keras.utils.set_random_seed(1)
+    model = models.build_resnet50(models.ResNetSpec(32, "none", "frozen"))[0]
+    x = np.random.default_rng(0).integers(0, 256, (64, 28, 28, 1), dtype=np.uint8)
+    feats, path, _ = train.pooled_features(model, x, cache_dir=Path(sys.argv[1]))
+    print(path.name, float(feats.sum()))
+    """
+)
+
+
+@pytest.mark.slow
+def test_two_processes_computing_the_same_features_both_succeed(tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", FEATURE_RACE, str(tmp_path)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outs]
+    last = [out.strip().splitlines()[-1].split() for out, _ in outs]
+    assert last[0] == last[1]  # the same file, the same features
+    assert [p.name for p in tmp_path.iterdir()] == [last[0][0]]  # no temp file left behind
