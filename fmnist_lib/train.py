@@ -56,14 +56,28 @@ class BatchEpoch(keras.callbacks.Callback):
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """After every epoch: save the model, then append to `history.json`, then `state.json`."""
+    """After every epoch, append to `history.json`; then, when a checkpoint is due, save the
+    model and only then `state.json`, which a resumed run trusts.
 
-    def __init__(self, stage_dir: Path, history: list[dict[str, float]], epochs: int) -> None:
+    A checkpoint is due after the last epoch and whenever `every_seconds` have passed since
+    the last one (0: after every epoch). On an accelerator an epoch takes seconds and a
+    ResNet50 checkpoint (weights and optimizer state, about 290 MB) nearly one, so saving
+    every minute bounds both the cost and the work a kill can lose.
+    """
+
+    def __init__(
+        self,
+        stage_dir: Path,
+        history: list[dict[str, float]],
+        epochs: int,
+        every_seconds: float = 0.0,
+    ) -> None:
         super().__init__()
         self.stage_dir = stage_dir
         self.history = history
         self.epochs = epochs
-        self._start = time.perf_counter()
+        self.every_seconds = every_seconds
+        self._start = self._saved = time.perf_counter()
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._start = time.perf_counter()
@@ -71,14 +85,21 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         row = {"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}}
         row["seconds"] = round(time.perf_counter() - self._start, 3)
-        tmp = self.stage_dir / f".tmp-{CHECKPOINT}"
-        self.model.save(tmp)
-        tmp.replace(self.stage_dir / CHECKPOINT)
-        self.history.append(row)
+        now = time.perf_counter()
+        due = epoch + 1 == self.epochs or now - self._saved >= self.every_seconds
+        if due:
+            tmp = self.stage_dir / f".tmp-{CHECKPOINT}"
+            self.model.save(tmp)
+            tmp.replace(self.stage_dir / CHECKPOINT)
+            self._saved = time.perf_counter()
+            row["checkpoint_seconds"] = round(self._saved - now, 3)
+        self.history.append(row)  # history before state: state.json never runs ahead of it
         records.write_json(self.stage_dir / "history.json", self.history)
-        records.write_json(
-            self.stage_dir / "state.json", {"completed_epochs": epoch + 1, "epochs": self.epochs}
-        )
+        if due:
+            records.write_json(
+                self.stage_dir / "state.json",
+                {"completed_epochs": epoch + 1, "epochs": self.epochs},
+            )
 
 
 def model_dir(run_dir: Path, model: str, *, scratch: bool = False) -> Path:
@@ -113,6 +134,7 @@ class TrainConfig:
     early_stopping: int = 0  # patience in epochs on validation loss; 0 disables
     val_every: int = 1  # validate every N epochs and after the last
     fine_tune_epochs: int = 0  # resnet50, stage top: epochs with the last stage unfrozen
+    checkpoint_seconds: float = 0.0  # least seconds between checkpoints; 0: every epoch
     steps_per_execution: int = 1  # training steps per compiled call
     workers: int = 1  # threads preparing host-augmented batches
     seed: int = 42  # batch order, host augmentation, and Keras's seed when fit starts
@@ -122,6 +144,10 @@ class TrainConfig:
             raise ValueError(f"OPTIMIZER={self.optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"EMA={self.ema!r}: use 0 (off) or a momentum in (0, 1), e.g. 0.99")
+        if self.checkpoint_seconds < 0:
+            raise ValueError(
+                f"CHECKPOINT_SECONDS={self.checkpoint_seconds!r}: use 0 (every epoch) or more"
+            )
         if self.val_every < 1:
             raise ValueError(f"VAL_EVERY={self.val_every!r}: validate every N >= 1 epochs")
         if self.early_stopping and self.val_every != 1:
@@ -294,7 +320,7 @@ def fit_stage(
         return StageResult(model, history, 0.0, resumed_from=initial_epoch)
 
     cbs: list[keras.callbacks.Callback] = [*data.pop("callbacks", [])]
-    cbs.append(EpochCheckpoint(stage_dir, history, config.epochs))
+    cbs.append(EpochCheckpoint(stage_dir, history, config.epochs, config.checkpoint_seconds))
     if config.early_stopping > 0 and validation is not None:
         cbs.append(
             keras.callbacks.EarlyStopping(

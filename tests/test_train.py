@@ -101,12 +101,25 @@ def test_training_writes_tensorboard_logs_and_a_safe_model(tmp_path):
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), res.model.predict(x, verbose=0))
 
 
+def test_checkpoints_can_be_spaced_in_time_and_the_last_epoch_is_always_saved(tmp_path):
+    x = np.random.default_rng(0).random((40, 28, 28)).astype(np.float32)
+    y = np.arange(40) % 10
+    recipe = train.TrainConfig(epochs=3, batch_size=20, seed=0, checkpoint_seconds=3600)
+    train.fit_stage(
+        models.build_mlp(hidden=(8, 8)), tmp_path / "s", x, y, None, recipe, tensorboard=False
+    )
+    history = json.loads((tmp_path / "s" / "history.json").read_text())
+    assert ["checkpoint_seconds" in row for row in history] == [False, False, True]
+    assert records.read_json(tmp_path / "s" / "state.json")["completed_epochs"] == 3
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
         ({"optimizer": "rmsprop"}, "OPTIMIZER='rmsprop'"),
         ({"ema": 1.0}, "EMA=1.0"),
         ({"val_every": 0}, "VAL_EVERY=0"),
+        ({"checkpoint_seconds": -1}, "CHECKPOINT_SECONDS=-1"),
         ({"early_stopping": 3, "val_every": 2}, "needs VAL_EVERY=1"),
     ],
 )
