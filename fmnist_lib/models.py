@@ -99,6 +99,7 @@ class ResNetSpec:
     fine_tune: str = "frozen"  # frozen | top | full
     stem: str = "imagenet"  # imagenet | small
     bn_momentum: float = 0.99  # BatchNormalization moving-average momentum (Keras: 0.99)
+    zero_init_residual: bool = False  # random init only: each block's last BN scale starts at 0
     augment: str = "none"  # AUGMENT, applied inside the model in training
     seed: int = 42  # seeds the augmentation layer's random stream
 
@@ -271,7 +272,7 @@ def resnet50_backbone(spec: ResNetSpec, keras_weights: str | None, name: str = "
             "architecture"
         ) from exc
     if spec.stem == "imagenet" and spec.bn_momentum == 0.99 and app.input_shape[1] == size:
-        return app
+        return app  # the application itself
 
     def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
         if spec.stem == "small" and layer.name in SMALL_STEM_IDENTITIES:
@@ -288,6 +289,15 @@ def resnet50_backbone(spec: ResNetSpec, keras_weights: str | None, name: str = "
     )
     backbone.set_weights(app.get_weights())
     return backbone
+
+
+def zero_init_residuals(backbone: keras.Model) -> int:
+    """Start every residual block as the identity: the scale (gamma) of each block's last
+    BatchNormalization set to 0 (Goyal et al., 2017). Returns how many were set."""
+    last_bns = [la for la in backbone.layers if la.name.endswith("_3_bn")]
+    for layer in last_bns:
+        layer.gamma.assign(keras.ops.zeros_like(layer.gamma))
+    return len(last_bns)
 
 
 def build_resnet50(spec: ResNetSpec, standardizer=None):
@@ -307,6 +317,8 @@ def build_resnet50(spec: ResNetSpec, standardizer=None):
     )
     keras_weights, choice = resolve_weights(spec.weights, spec.fine_tune)
     backbone = resnet50_backbone(spec, keras_weights)
+    if spec.zero_init_residual and not choice.is_transfer:  # pretrained scales stay as loaded
+        zero_init_residuals(backbone)
     set_trainable(backbone, choice.fine_tune)
     head = build_head(backbone.output_shape[-1])
     if choice.is_transfer or standardizer is None:

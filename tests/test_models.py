@@ -151,6 +151,15 @@ def test_random_init_standardises_and_sets_batchnorm_momentum(keras_home):
     assert model.get_layer("augment").spec.flip and choice.label.startswith("trained from random")
 
 
+def test_zero_init_residual_starts_each_block_as_identity(keras_home):
+    spec = models.ResNetSpec(32, "none", "full", zero_init_residual=True)
+    backbone = models.build_resnet50(spec)[1]
+    last = [la for la in backbone.layers if la.name.endswith("_3_bn")]
+    assert len(last) == 16  # 3 + 4 + 6 + 3 bottleneck blocks
+    assert all(not la.gamma.numpy().any() for la in last)
+    assert backbone.get_layer("conv2_block1_1_bn").gamma.numpy().all()
+
+
 @pytest.mark.slow
 def test_weights_file_path_loads(tmp_path, planted_backbone):
     path = tmp_path / "my_resnet.h5"

@@ -20,6 +20,7 @@ pipeline() {  # GPUS PROFILE ARGS...: the papermill pipeline, logged
         --profile "$profile" "$@" > "/tmp/r/pipeline_$profile.log" 2>&1
     echo "== pipeline $profile (GPUs $gpus) exit $?"; tail -3 "/tmp/r/pipeline_$profile.log"
 }
+pack() { tar czf "$OUT/$stage.tgz" --exclude="*.keras" --exclude="tensorboard" -C /tmp r; }
 case $stage in
 a)
     bench 0 s28e30_h100 recipe --epochs 30 &
@@ -28,10 +29,28 @@ a)
     (bench 3 small28_h100 throughput; pipeline 3 smoke) &
     ;;
 b)
-    (bench 0,1,2,3 "${RECIPE_NAME}_4gpu" recipe $RECIPE
-     bench 0,1 "${RECIPE_NAME}_2gpu" recipe $RECIPE) &
+    # Recipes on one GPU each; the best on validation then trains on 4 and on 2 GPUs.
+    bench 0 lr01_e30 recipe --epochs 30 --learning-rate 0.1 &
+    bench 1 zg_e30 recipe --epochs 30 --zero-init-residual &
+    bench 2 lr01zg_e30 recipe --epochs 30 --learning-rate 0.1 --zero-init-residual &
+    XLA_FLAGS=--xla_gpu_autotune_level=0 bench 3 lr01_e30_noautotune recipe --epochs 30 \
+        --learning-rate 0.1 &
+    wait
+    pack
+    best=$(python3 -c "import json,glob; r=[json.load(open(f)) for f in glob.glob('/tmp/r/recipe_*_e30.json')]; b=max(r,key=lambda d:d['val_accuracy_tta']); print(b['name'])")
+    echo "== best on validation: $best"
+    case $best in
+    lr01_e30) args="--learning-rate 0.1" ;;
+    zg_e30) args="--zero-init-residual" ;;
+    lr01zg_e30) args="--learning-rate 0.1 --zero-init-residual" ;;
+    esac
+    bench 0,1,2,3 "${best}_4gpu" recipe --epochs 30 $args
+    pack
+    bench 0,1 "${best}_2gpu" recipe --epochs 30 $args
+    pack
+    timeout 100 bash -c "$(declare -f bench); bench 0,1,2,3 weak_4gpu throughput --cases real --batch-size 2048 --steps 20"
     ;;
 esac
 wait
-tar czf "$OUT/$stage.tgz" --exclude="*.keras" --exclude="tensorboard" -C /tmp r
+pack
 ls -la "$OUT"
