@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import numpy as np
 from keras import layers
 
 from fmnist_lib.augment import parse_augment
@@ -296,7 +297,7 @@ def zero_init_residuals(backbone: keras.Model) -> int:
     BatchNormalization set to 0 (Goyal et al., 2017). Returns how many were set."""
     last_bns = [la for la in backbone.layers if la.name.endswith("_3_bn")]
     for layer in last_bns:
-        layer.gamma.assign(keras.ops.zeros_like(layer.gamma))
+        layer.gamma.assign(np.zeros(layer.gamma.shape, layer.gamma.dtype))
     return len(last_bns)
 
 

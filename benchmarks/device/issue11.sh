@@ -2,7 +2,8 @@
 # The issue-11 accelerator runs, several at once on separate GPUs of one machine (each job
 # sees only its own GPUs through CUDA_VISIBLE_DEVICES). Usage, on a 4-GPU machine:
 #   bash benchmarks/device/issue11.sh a    # recipes and throughput on one GPU each, smoke run
-#   bash benchmarks/device/issue11.sh b    # 2- and 4-GPU DataParallel, the gpu profile run
+#   bash benchmarks/device/issue11.sh b    # recipe variants, then the best on 4 and 2 GPUs
+#   bash benchmarks/device/issue11.sh c    # the gpu profile run, 2- and 4-GPU DataParallel
 # Results go to /tmp/r (JSON and logs), packed into $OUT/<stage>.tgz.
 set -u
 stage=$1
@@ -43,7 +44,21 @@ b)
     lr01_e30) args="--learning-rate 0.1" ;;
     zg_e30) args="--zero-init-residual" ;;
     lr01zg_e30) args="--learning-rate 0.1 --zero-init-residual" ;;
-    esac
+    c)
+    # Pack what has finished every 30 s, so that a call cut short still returns it.
+    (while sleep 30; do pack; done) &
+    packer=$!
+    pipeline 0 gpu &
+    timeout 240 bash -c "$(declare -f bench); bench 1,2 lr01_e30_2gpu recipe --epochs 30 \
+        --learning-rate 0.1" &
+    timeout 240 bash -c "$(declare -f bench); bench 3 lr01zg_e30 recipe --epochs 30 \
+        --learning-rate 0.1 --zero-init-residual" &
+    wait %2 %3 %4
+    timeout 200 bash -c "$(declare -f bench); bench 0,1,2,3 lr01_e30_4gpu recipe --epochs 30 \
+        --learning-rate 0.1"
+    kill $packer
+    ;;
+esac
     bench 0,1,2,3 "${best}_4gpu" recipe --epochs 30 $args
     pack
     bench 0,1 "${best}_2gpu" recipe --epochs 30 $args
