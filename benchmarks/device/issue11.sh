@@ -4,6 +4,7 @@
 #   bash benchmarks/device/issue11.sh a    # recipes and throughput on one GPU each, smoke run
 #   bash benchmarks/device/issue11.sh b    # recipe variants, then the best on 4 and 2 GPUs
 #   bash benchmarks/device/issue11.sh c    # the gpu profile run, 2- and 4-GPU DataParallel
+#   bash benchmarks/device/issue11.sh d    # the same on a 2-GPU machine, without 4 GPUs
 # Results go to /tmp/r (JSON and logs), packed into $OUT/<stage>.tgz.
 set -u
 stage=$1
@@ -56,6 +57,18 @@ b)
     wait %2 %3 %4
     timeout 200 bash -c "$(declare -f bench); bench 0,1,2,3 lr01_e30_4gpu recipe --epochs 30 \
         --learning-rate 0.1"
+    kill $packer
+    ;;
+d)
+    # On 2 GPUs: DataParallel first, then the gpu profile run beside one more recipe.
+    (while sleep 20; do pack; done) &
+    packer=$!
+    timeout 130 bash -c "$(declare -f bench); bench 0,1 lr01_e30_2gpu recipe --epochs 30 \
+        --learning-rate 0.1"
+    pipeline 0 gpu &
+    timeout 130 bash -c "$(declare -f bench); bench 1 lr01zg_e30 recipe --epochs 30 \
+        --learning-rate 0.1 --zero-init-residual" &
+    wait %2 %3
     kill $packer
     ;;
 esac
