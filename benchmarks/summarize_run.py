@@ -1,6 +1,6 @@
 """Summarise a finished pipeline run into benchmarks/results/<profile>_run.json and the README.
 
-Usage: python benchmarks/summarize_run.py runs/<run-id>
+Usage: python benchmarks/summarize_run.py runs/<run-id> ["note on the machine's load"]
 
 The README's results table (between the `results:start` / `results:end` markers) is generated
 from that JSON, so the numbers there are computed, never typed.
@@ -39,7 +39,10 @@ def summarize(run_dir: Path) -> dict:
                     "train_seconds",
                     "n_train",
                     "weights_used",
+                    "weights_label",
                     "fine_tune",
+                    "stem",
+                    "image_size",
                     "params",
                 )
             }
@@ -53,16 +56,15 @@ def readme_table(summary: dict) -> str:
         f"Measured by `{summary['command']}` (run `{summary['run_id']}`, commit "
         f"`{(summary['git']['commit'] or '')[:10]}`) on {summary['machine']['cpu']} with "
         f"{summary['machine']['cpu_count']} cores, backend {summary['machine']['keras_backend']}: "
-        f"{summary['total_seconds'] / 60:.1f} minutes in all.",
+        f"{summary['total_seconds'] / 60:.1f} minutes in all"
+        + (f" ({summary['note']})." if summary.get("note") else "."),
         "",
         "| model | test accuracy | macro F1 | epochs | training images | train time (s) "
         "| weights |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, m in summary["models"].items():
-        weights = m["weights_used"] or "-"
-        if weights == "random":
-            weights = "random init (ImageNet weights unavailable offline), not transfer"
+        weights = m.get("weights_label") or m["weights_used"] or "-"
         rows.append(
             f"| {name} | {m['accuracy']:.2%} | {m['macro_f1']:.3f} | {m['epochs']} | "
             f"{m['n_train']:,} | {m['train_seconds']:.0f} | {weights} |"
@@ -70,8 +72,10 @@ def readme_table(summary: dict) -> str:
     return "\n".join(rows)
 
 
-def main(run_dir: str) -> None:
+def main(run_dir: str, note: str = "") -> None:
     summary = summarize(Path(run_dir))
+    if note:  # how the machine was loaded, for instance
+        summary["note"] = note
     out = ROOT / "benchmarks" / "results" / f"{summary['profile']}_run.json"
     out.write_text(json.dumps(summary, indent=2) + "\n")
     readme = ROOT / "README.md"
@@ -84,4 +88,4 @@ def main(run_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])

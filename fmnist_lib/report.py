@@ -244,7 +244,8 @@ def layer_table(model) -> pd.DataFrame:
 
 
 def penultimate_features(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Activations feeding the final softmax layer (through a nested head model if any)."""
+    """Activations feeding the final softmax layer (through a nested head model if any), as
+    float32: a model trained in mixed precision returns bfloat16, which scikit-learn refuses."""
     import keras
 
     last = model.layers[-1]
@@ -253,7 +254,7 @@ def penultimate_features(model, x: np.ndarray, batch_size: int = 256) -> np.ndar
         inner = trunk.predict(x, batch_size=batch_size, verbose=0)
         return penultimate_features(last, inner, batch_size)
     extractor = keras.Model(model.inputs, model.layers[-2].output)
-    return extractor.predict(x, batch_size=batch_size, verbose=0)
+    return np.asarray(extractor.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
 
 
 def test_inputs(run_dir: str | os.PathLike[str], model: str, positions) -> np.ndarray:

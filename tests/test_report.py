@@ -117,6 +117,25 @@ def test_penultimate_features_and_layer_table():
     assert isinstance(layers, pd.DataFrame)
 
 
+def test_penultimate_features_of_a_mixed_precision_model_are_float32():
+    """A bfloat16 model (the accelerator recipe) once broke 04_results: scikit-learn refuses
+    NumPy's bfloat16 arrays."""
+    import keras
+
+    from fmnist_lib import eda, models
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        mlp = models.build_mlp(hidden=(8, 4))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    x = np.random.default_rng(0).normal(size=(30, 28, 28)).astype("float32")
+    assert mlp.predict(x, verbose=0).dtype == np.float32  # the softmax is float32 anyway
+    features = report.penultimate_features(mlp, x)
+    assert features.dtype == np.float32
+    assert eda.umap_embedding(features, seed=0, n_neighbors=5).shape == (30, 2)
+
+
 def test_learned_features_cluster_better_than_noise():
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(10), 30)
