@@ -27,15 +27,16 @@ out = []
 cases = [("cnn", 6400, 128, 3), ("resnet50_32px_full", 256, 64, 3)]
 for name, n, batch, epochs in cases:
     keras.utils.set_random_seed(0)
+    recipe = train.TrainConfig(epochs=epochs, batch_size=batch, learning_rate=1e-3, seed=0)
     if name == "cnn":
         model = models.build_cnn()
         x = preprocess.Standardizer.fit(ds.x_train)(ds.x_train[:n])[..., None]
-    else:
-        model = models.build_resnet50(32, "none", "full")[0]
-        x = preprocess.resnet_inputs(ds.x_train[:n], 32)
+    else:  # raw pixels, resized inside the model, batches held as tensors
+        model = models.build_resnet50(models.ResNetSpec(32, "none", "full"))[0]
+        x = ds.x_train[:n][..., None]
     with tempfile.TemporaryDirectory() as tmp:
-        res = train.fit_stage(model, Path(tmp) / "s", x, ds.y_train[:n], None, epochs=epochs,
-                              batch_size=batch, learning_rate=1e-3, seed=0, tensorboard=False)
+        res = train.fit_stage(model, Path(tmp) / "s", x, ds.y_train[:n], None, recipe,
+                              tensorboard=False, on_device=name != "cnn")
     hist = res.history
     steady = statistics.median(r["seconds"] for r in hist[1:])
     out.append({"model": name, "images": n, "batch_size": batch,

@@ -82,6 +82,18 @@ def cpu_section() -> list[str]:
                     f"`{f['command']}`",
                 ]
             )
+        for e in f.get("extraction", []):
+            rows.append(
+                [
+                    f"frozen ResNet50 features, {e['stem']} stem, {e['image_size']}px "
+                    f"({e['images']:,} images, batch 256)",
+                    f"{e['images_per_s']:,} images/s: 60,000 images in about "
+                    f"{e['projected_seconds_60000'] / 60:.1f} min",
+                    hardware(f["machine"]),
+                    f["date"],
+                    f"`{f['command']}`",
+                ]
+            )
     if r := load(RESULTS / "default_run.json"):
         for name, m in r["models"].items():
             rows.append(
