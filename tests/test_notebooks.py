@@ -96,7 +96,7 @@ def test_nbval_fails_when_a_checked_output_changes(tmp_path):
 def tiny_run(tmp_path, real_ds):
     """A run folder with a small split, as 02_preprocessing would write it."""
     tr, va = data.stratified_split(real_ds.y_train[:1200], 0.25, seed=0)
-    split = {"train": tr, "val": va, "test": np.arange(300)}
+    split = {"train": tr, "val": va, "test": np.arange(100)}
     preprocess.save_split(tmp_path, split, preprocess.Standardizer.fit(real_ds.x_train[tr]))
     return tmp_path
 
@@ -105,16 +105,34 @@ def tiny_run(tmp_path, real_ds):
 def test_training_notebook_runs_on_the_jax_backend(tiny_run, monkeypatch):
     pytest.importorskip("jax")
     monkeypatch.setenv("KERAS_BACKEND", "jax")
-    step = pipeline.Step(
-        "03_training",
-        "03_training_cnn",
-        {"MODEL": "cnn", "EPOCHS": 2, "AUGMENT": "flip+shift+erase", "TTA": True},
+    # The accelerator recipe in miniature: small stem, augmentation in the step, SGD, EMA.
+    recipe = {
+        "MODEL": "resnet50",
+        "WEIGHTS": "none",
+        "FINE_TUNE": "full",
+        "STEM": "small",
+        "IMAGE_SIZE": 28,
+        "EPOCHS": 2,
+        "BATCH_SIZE": 16,
+        "TRAIN_LIMIT": 32,
+        "VAL_LIMIT": 16,
+        "VAL_EVERY": 2,
+        "OPTIMIZER": "sgd",
+        "LEARNING_RATE": 0.05,
+        "EMA": 0.9,
+        "BN_MOMENTUM": 0.9,
+        "AUGMENT": "flip+shift:4+cutout:12",
+        "TTA": True,
+    }
+    pipeline.execute(
+        pipeline.Step("03_training", "03_training_resnet50", recipe), tiny_run, log_output=False
     )
-    pipeline.execute(step, tiny_run, log_output=False)
-    metrics = json.loads((tiny_run / "metrics.json").read_text())["training"]["cnn"]
+    metrics = json.loads((tiny_run / "metrics.json").read_text())["training"]["resnet50"]
     assert metrics["device"]["keras_backend"] == "jax" and metrics["epochs"] == 2
-    assert metrics["n"] == 300 and 0.0 <= metrics["accuracy"] <= 1.0
-    history = json.loads((tiny_run / "models" / "cnn" / "history.json").read_text())
+    assert metrics["n"] == 100 and 0.0 <= metrics["accuracy"] <= 1.0
+    assert metrics["stem"] == "small" and metrics["train_config"]["ema"] == 0.9
+    assert metrics["weights_label"] == "trained from random initialisation (not transfer)"
+    history = json.loads((tiny_run / "models" / "resnet50" / "history.json").read_text())
     assert [row["epoch"] for row in history] == [0, 1]
 
 

@@ -259,7 +259,9 @@ def test_four_points_on_a_local_cluster_of_two_workers(killed_and_rerun):
         ]
         trained = json.loads((run_dir / "metrics.json").read_text())["training"]
         assert list(trained) == ["mlp"] and trained["mlp"]["n_train"] == 540  # 600 less 10%
-        assert trained["mlp"]["parameters"]["LEARNING_RATE"] == point["parameters"]["LEARNING_RATE"]
+        assert (
+            trained["mlp"]["train_config"]["learning_rate"] == point["parameters"]["LEARNING_RATE"]
+        )
 
     table = sweep.comparison_table(sweep_dir)
     assert list(table.index) == [p["id"] for p in manifest["points"]]
