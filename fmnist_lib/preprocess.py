@@ -1,9 +1,9 @@
-"""Preprocessing in NumPy (plus backend-neutral `keras.ops`), so every Keras backend runs it.
+"""Preprocessing in NumPy, so every Keras backend runs it.
 
 Scaling and standardising for the dense and convolutional baselines; seeded batches
 through a `PyDataset`, augmented on the host (`fmnist_lib.augment`) or held on the device.
 ResNet50 takes raw pixels: its resizing and normalisation are layers inside the model
-(`fmnist_lib.layers`); `resize` and `to_rgb` remain for figures and benchmarks.
+(`fmnist_lib.layers`).
 """
 
 from __future__ import annotations
@@ -38,28 +38,6 @@ class Standardizer:
 def scale(images: np.ndarray) -> np.ndarray:
     """uint8 0..255 -> float32 0..1."""
     return np.asarray(images, dtype=np.float32) / 255.0
-
-
-def to_rgb(images: np.ndarray) -> np.ndarray:
-    """(n, h, w) grayscale -> (n, h, w, 3) by repeating the channel."""
-    images = np.asarray(images)
-    if images.ndim == 4 and images.shape[-1] == 1:
-        images = images[..., 0]
-    return np.repeat(images[..., None], 3, axis=-1)
-
-
-def resize(images: np.ndarray, size: int, batch_size: int = 4096) -> np.ndarray:
-    """Bilinear resize of (n, h, w, c) float images to (n, size, size, c), in batches."""
-    import keras
-
-    if images.shape[1:3] == (size, size):
-        return np.asarray(images, dtype=np.float32)
-    out = np.empty((len(images), size, size, images.shape[-1]), dtype=np.float32)
-    for start in range(0, len(images), batch_size):
-        batch = images[start : start + batch_size].astype(np.float32)
-        resized = keras.ops.image.resize(batch, (size, size), interpolation="bilinear")
-        out[start : start + batch_size] = keras.ops.convert_to_numpy(resized)
-    return out
 
 
 def make_batches(

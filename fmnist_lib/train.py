@@ -1,8 +1,10 @@
 """Training: per-epoch checkpoints, resumable stages, history, and the frozen-feature cache.
 
 Each stage (`main`, `head`, `top`) trains in its own folder under the model folder:
-`checkpoint.keras` and `state.json` are replaced atomically after every epoch and
-`history.json` grows by one row, so a killed run resumes from its last completed epoch.
+`history.json` grows by one row every epoch; `checkpoint.keras` and then `state.json` are
+replaced atomically after every epoch (or every `checkpoint_seconds`, and after the last), so a
+killed run resumes from its last checkpoint, with the batches and augmentation it would have
+had. `TrainConfig` is the whole recipe, built once and recorded whole.
 """
 
 from __future__ import annotations

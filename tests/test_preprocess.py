@@ -15,11 +15,6 @@ def test_standardizer_zero_mean_unit_std():
     assert preprocess.scale(np.array([0, 255], np.uint8)).tolist() == [0.0, 1.0]
 
 
-def test_resize_keeps_constant_images_constant():
-    x = np.full((3, 28, 28, 3), 7.0, np.float32)
-    assert np.allclose(preprocess.resize(x, 48), 7.0)
-
-
 def test_batches_depend_only_on_seed_and_epoch():
     x = np.arange(100, dtype=np.float32)[:, None]
     y = np.arange(100)
