@@ -18,7 +18,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="execute the notebooks in order into runs/<run-id>/")
-    run.add_argument("--profile", default="default", help="params/NAME.yaml (default: default)")
+    run.add_argument(
+        "--profile",
+        help="params/NAME.yaml (default: default; with --resume, the run's own profile)",
+    )
     run.add_argument(
         "-p",
         "--parameter",
@@ -30,7 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--models", help="comma-separated subset of the profile's training runs")
     run.add_argument("--runs-dir", type=Path, help="parent folder of run folders (default runs/)")
-    run.add_argument("--resume", type=Path, metavar="RUN_DIR", help="finish a killed run")
+    run.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="finish a killed, failed or interrupted run, as recorded in its run.json",
+    )
     run.add_argument("--quiet", action="store_true", help="do not stream cell output")
 
     check = sub.add_parser("check", help="validate a profile and overrides, execute nothing")
@@ -55,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code (2 for invalid parameters)."""
     args = build_parser().parse_args(argv)
     if args.command == "params":
-        specs = {nb: pipeline.notebook_parameters(nb) for nb in pipeline.NOTEBOOKS}
-        print(pipeline.describe_parameters(specs))
+        from fmnist_lib import parameters
+
+        print(parameters.describe(pipeline.NOTEBOOKS))
         return 0
     if args.command == "data":
         return check_data(args.quiet)
@@ -77,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             resume=args.resume,
             log_output=not args.quiet,
         )
-    except Exception as exc:  # known failures: one line, no traceback wall
+    except (Exception, KeyboardInterrupt) as exc:  # known failures: one line, no traceback
         code = pipeline.exit_code(exc)
         if code is None:
             raise

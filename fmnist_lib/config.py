@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-import random
 from pathlib import Path
-
-import numpy as np
 
 PROJ_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = PROJ_ROOT / "notebooks"
@@ -38,11 +35,17 @@ def resolve_run_dir(run_dir: str | os.PathLike[str] = "") -> Path:
 
 
 def set_seeds(seed: int = DEFAULT_SEED) -> int:
-    """Seed Python, NumPy and Keras (and through it the backend) from one value."""
-    random.seed(seed)
-    np.random.seed(seed)
-    os.environ["PYTHONHASHSEED"] = str(seed)
+    """Seed Python, NumPy and the Keras backend from one value, and on TensorFlow make its
+    ops deterministic: the same run on the same machine gives the same numbers.
+
+    `keras.utils.set_random_seed` seeds Python's `random`, NumPy and the backend.
+    `PYTHONHASHSEED` is not set here: it acts only when the interpreter starts.
+    """
     import keras
 
     keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
     return seed

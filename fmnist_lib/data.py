@@ -261,12 +261,45 @@ _NOT_INT_CHARS = re.compile(r"[^0-9,\n -]")
 
 
 def write_csv(path: str | os.PathLike[str], images: np.ndarray, labels: np.ndarray) -> None:
-    """Write images and labels in the Kaggle CSV layout, one row per image."""
-    flat = np.asarray(images, dtype=np.uint8).reshape(len(images), -1)
-    table = np.column_stack([np.asarray(labels, dtype=np.int64), flat])
+    """Write images and labels in the Kaggle CSV layout, one row per image.
+
+    Raises:
+        DataError: anything `read_csv` would refuse, before a byte is written: images not
+            shaped (n, 28, 28) or (n, 784), no images, labels not one per image, or a value
+            that is not an integer (pixels 0..255, labels 0..9). Nothing is coerced.
+    """
+    images, labels = np.asarray(images), np.asarray(labels)
+    if images.ndim not in (2, 3) or images.shape[1:] not in (IMAGE_SHAPE, (784,)):
+        raise DataError(
+            f"{path}: images must be shaped (n, 28, 28) or (n, 784), not {images.shape}"
+        )
+    if len(images) == 0:
+        raise DataError(f"{path}: no images to write; a CSV without rows cannot be read back")
+    if labels.shape != (len(images),):
+        raise DataError(
+            f"{path}: {len(images)} images need {len(images)} labels, got shape {labels.shape}"
+        )
+    _check_integers(path, "pixel", images, 255)
+    _check_integers(path, "label", labels, NUM_CLASSES - 1)
+    flat = images.reshape(len(images), -1).astype(np.int64)
+    table = np.column_stack([labels.astype(np.int64), flat])
     with open(path, "w", newline="") as fh:
         fh.write(",".join(CSV_HEADER) + "\n")
         np.savetxt(fh, table, fmt="%d", delimiter=",")
+
+
+def _check_integers(path, what: str, values: np.ndarray, high: int) -> None:
+    """Every value a whole number in 0..high; booleans, NaN, fractions and text refused."""
+    kind = values.dtype.kind
+    if kind not in "iuf":
+        raise DataError(f"{path}: {what} values must be integers, got dtype {values.dtype}")
+    if kind == "f":
+        bad = ~np.isfinite(values) | (values != np.round(values))
+        if bad.any():
+            raise DataError(f"{path}: {what} value {values[bad][0].item()!r} is not an integer")
+    outside = (values < 0) | (values > high)
+    if outside.any():
+        raise DataError(f"{path}: {what} value {values[outside][0].item()!r} is outside 0..{high}")
 
 
 def read_csv(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -30,12 +30,11 @@ from keras import layers
 from fmnist_lib.augment import parse_augment
 from fmnist_lib.data import NUM_CLASSES
 from fmnist_lib.layers import RandomAugment, ResNetInput
+from fmnist_lib.parameters import MIN_IMAGE_SIZE, weights_problems
 
 MODELS = ("mlp", "cnn", "resnet50")
 FINE_TUNE_STAGES = ("frozen", "top", "full")
-WEIGHT_CHOICES = ("imagenet", "none", "auto")  # or a path to a weights file
 STEMS = ("imagenet", "small")
-MIN_IMAGE_SIZE = {"imagenet": 32, "small": 28}  # Keras's minimum; the images' own size
 RESNET_NOTOP_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 TOP_STAGE_PREFIX = "conv5_"  # the last ResNet50 stage, unfrozen by FINE_TUNE="top"
 SMALL_STEM_IDENTITIES = ("pool1_pad", "pool1_pool")  # removed by the small stem
@@ -140,17 +139,9 @@ def validate_choice(
     if stem not in STEMS:
         raise ModelConfigError(f"STEM={stem!r} is unknown; choose one of {', '.join(STEMS)}")
     check_image_size(image_size, stem)
-    if weights in WEIGHT_CHOICES:
-        return
-    path = Path(weights)
-    if not path.is_file():
-        raise ModelConfigError(
-            f"WEIGHTS={weights!r}: not one of {', '.join(WEIGHT_CHOICES)} and no such file"
-        )
-    if not path.name.endswith(".h5"):
-        raise ModelConfigError(
-            f"WEIGHTS={weights!r}: expected a Keras .h5 / .weights.h5 weights file"
-        )
+    problems = weights_problems(weights)
+    if problems:
+        raise ModelConfigError(problems[0])
 
 
 def build_mlp(input_shape: tuple[int, ...] = (28, 28), hidden: tuple[int, int] = (512, 256)):

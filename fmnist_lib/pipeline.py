@@ -7,46 +7,56 @@ Everything is validated against `papermill.inspect_notebook` before any cell exe
 
 from __future__ import annotations
 
-import ast
 import datetime as dt
+import json
 import logging
 import os
 import secrets
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from fmnist_lib import config, records
+from fmnist_lib import config, parameters, records
+from fmnist_lib.parameters import ParameterError
 
 NOTEBOOKS = ("01_eda", "02_preprocessing", "03_training", "04_results", "05_presentation")
 TRAINING = "03_training"
 KERNEL = "python3"
-BOOL_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
-
-
-class ParameterError(ValueError):
-    """A profile or override names an unknown parameter or gives a value of the wrong type."""
+# Native libraries' log lines (TensorFlow's C++ logging) stay out of cell output, which holds
+# what the notebook prints; they go to the kernel's log with the rest of its process output.
+KERNEL_ARGUMENTS = ["--IPKernelApp.capture_fd_output=False"]
+PROFILE_KEYS = {"description", "parameters", "notebooks"}
 
 
 class StepFailed(RuntimeError):
     """A notebook raised; the partly executed copy is kept in the run folder."""
 
 
+class RunError(RuntimeError):
+    """The run cannot go on for a reason outside the notebooks (folder, record, lock)."""
+
+
 def exit_code(exc: BaseException) -> int | None:
     """Print a one-line error for a known failure and return its exit code; None if unknown.
 
-    Invalid parameters exit 2; a failed notebook or unusable data exit 1.
+    Invalid parameters and a run folder held by another process exit 2; a failed notebook,
+    unusable data, an unusable runs folder or a damaged run record exit 1; Ctrl-C exits 130.
     """
     from fmnist_lib.data import DataError
 
-    if isinstance(exc, ParameterError):
+    if isinstance(exc, KeyboardInterrupt):
+        print(f"fmnist: interrupted{': ' + str(exc) if str(exc) else ''}", file=sys.stderr)
+        return 130
+    if isinstance(exc, ParameterError | RunLocked):
         print(f"fmnist: error: {exc}", file=sys.stderr)
         return 2
-    if isinstance(exc, StepFailed):
+    if isinstance(exc, StepFailed | RunError):
         print(f"fmnist: error: {exc}", file=sys.stderr)
         return 1
     if isinstance(exc, DataError):
@@ -71,80 +81,65 @@ class Step:
 # --- parameters --------------------------------------------------------------------
 
 
-def notebook_parameters(notebook: str) -> dict[str, dict[str, Any]]:
-    """The parameters cell of a notebook: name -> {type, default, help}."""
-    import papermill
-
-    path = config.NOTEBOOKS_DIR / f"{notebook}.ipynb"
-    found = papermill.inspect_notebook(str(path))
-    return {
-        name: {
-            "type": spec["inferred_type_name"],
-            "default": spec["default"],
-            "help": spec["help"],
-        }
-        for name, spec in found.items()
-    }
-
-
-def describe_parameters(specs: dict[str, dict[str, dict[str, Any]]]) -> str:
-    """A table of every valid parameter per notebook, for error messages and --help."""
-    lines = []
-    for notebook, params in specs.items():
-        lines.append(f"  {notebook}:")
-        for name, spec in params.items():
-            lines.append(f"    {name}: {spec['type']} = {spec['default']}  # {spec['help']}")
-    return "\n".join(lines)
-
-
-def coerce(name: str, value: Any, type_name: str) -> Any:
-    """Convert a command-line string or YAML value to the declared type, or raise."""
-    if isinstance(value, str) and type_name != "str":
-        text = value.strip()
-        if type_name == "bool":
-            if text.lower() not in BOOL_WORDS:
-                raise ParameterError(f"{name}: expected bool (true/false), got {value!r}")
-            return BOOL_WORDS[text.lower()]
-        try:
-            value = int(text) if type_name == "int" else yaml.safe_load(text)
-        except (ValueError, yaml.YAMLError):
-            raise ParameterError(f"{name}: expected {type_name}, got {value!r}") from None
-    ok = {
-        "int": isinstance(value, int) and not isinstance(value, bool),
-        "float": isinstance(value, int | float) and not isinstance(value, bool),
-        "bool": isinstance(value, bool),
-        "str": isinstance(value, str),
-    }.get(type_name, True)
-    if not ok:
-        raise ParameterError(f"{name}: expected {type_name}, got {value!r}")
-    return float(value) if type_name == "float" else value
+def read_yaml(path: Path, what: str) -> dict[str, Any]:
+    """A YAML mapping from `path`; a syntax error or another shape names the file and line."""
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ParameterError(f"{path}{where}: not valid YAML ({problem})") from None
+    except OSError as exc:
+        raise ParameterError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ParameterError(
+            f"{path}: a {what} is a mapping of keys to values, not a {type(loaded).__name__}"
+        )
+    return loaded
 
 
 def load_profile(name: str) -> dict[str, Any]:
-    """Read `params/NAME.yaml`."""
+    """Read `params/NAME.yaml`, checking its shape: parameters and notebooks are mappings,
+    each notebook's entry a mapping (a list of mappings for `03_training`)."""
     path = config.PARAMS_DIR / f"{name}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in config.PARAMS_DIR.glob("*.yaml"))
         raise ParameterError(f"unknown profile {name!r}: no {path}; profiles: {', '.join(known)}")
-    profile = yaml.safe_load(path.read_text()) or {}
-    unknown = set(profile) - {"description", "parameters", "notebooks"}
+    profile = read_yaml(path, "profile")
+    unknown = set(profile) - PROFILE_KEYS
     if unknown:
         raise ParameterError(f"{path}: unknown top-level keys {sorted(unknown)}")
+    for key in ("parameters", "notebooks"):
+        if not isinstance(profile.get(key) or {}, dict):
+            raise ParameterError(f"{path}: `{key}` must be a mapping of names to values")
+    for nb, entry in (profile.get("notebooks") or {}).items():
+        entries = entry if isinstance(entry, list) and nb == TRAINING else [entry]
+        for item in entries:
+            if not isinstance(item or {}, dict):
+                expected = "a mapping or a list of mappings" if nb == TRAINING else "a mapping"
+                raise ParameterError(
+                    f"{path}: notebooks.{nb} must be {expected} of parameters, "
+                    f"got {type(item).__name__} {item!r}"
+                )
     return profile
 
 
 def plan(
     profile_name: str,
-    overrides: dict[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
     models: list[str] | None = None,
     notebooks: list[str] | None = None,
 ) -> list[Step]:
     """Validate a profile plus `-p` overrides and return the steps to execute.
 
-    `models` keeps only those training runs, `notebooks` only those notebooks (all when None).
+    Every value is typed and checked against the constraints its notebook declares, and the
+    training rules, before anything runs; no Keras is imported. `models` keeps only those
+    training runs, `notebooks` only those notebooks (all when None).
     """
     profile = load_profile(profile_name)
-    specs = {nb: notebook_parameters(nb) for nb in NOTEBOOKS}
     shared = dict(profile.get("parameters") or {})
     per_notebook = profile.get("notebooks") or {}
     errors: list[str] = []
@@ -155,37 +150,39 @@ def plan(
     for nb in notebooks or ():
         if nb not in NOTEBOOKS:
             errors.append(f"unknown notebook {nb!r}; notebooks: {', '.join(NOTEBOOKS)}")
-    declared = {name for params in specs.values() for name in params}
+    declared = {name for nb in NOTEBOOKS for name in parameters.specs(nb)}
     for name in [*shared, *(overrides or {})]:
         if name not in declared:
             errors.append(f"unknown parameter {name!r}")
 
     steps: list[Step] = []
+    trained: list[str] = []
     for nb in NOTEBOOKS:
-        if notebooks and nb not in notebooks:
-            continue
+        specs = parameters.specs(nb)
         entries = per_notebook.get(nb) or {}
-        if nb == TRAINING:
-            entries = entries if isinstance(entries, list) else [entries]
         for entry in entries if isinstance(entries, list) else [entries]:
-            params = {k: v for k, v in shared.items() if k in specs[nb]}
-            params.update(entry or {})
-            params.update({k: v for k, v in (overrides or {}).items() if k in specs[nb]})
-            typed: dict[str, Any] = {}
-            for key, value in params.items():
-                if key not in specs[nb]:
-                    errors.append(f"{nb}: unknown parameter {key!r}")
-                    continue
-                try:
-                    typed[key] = coerce(key, value, specs[nb][key]["type"])
-                except ParameterError as exc:
-                    errors.append(f"{nb}: {exc}")
-            if nb == TRAINING and not errors:
-                errors.extend(_check_training_choice({**defaults(nb), **typed}))
+            values = {k: v for k, v in shared.items() if k in specs}
+            values.update(entry or {})
+            values.update({k: v for k, v in (overrides or {}).items() if k in specs})
+            typed, problems = parameters.check(nb, values)
+            errors += problems
+            if nb == TRAINING and not problems:
+                everything = {**parameters.defaults(nb), **typed}
+                errors += [f"{nb}: {e}" for e in parameters.training_rules(everything)]
             name = nb if nb != TRAINING else f"{nb}_{typed.get('MODEL', 'model')}"
-            if nb == TRAINING and models and typed.get("MODEL") not in models:
+            if nb == TRAINING:
+                trained.append(typed.get("MODEL", ""))
+                if models and typed.get("MODEL") not in models:
+                    continue
+            if notebooks and nb not in notebooks:
                 continue
             steps.append(Step(nb, name, typed))
+    for model in models or ():
+        if model not in trained:
+            errors.append(
+                f"--models: {model!r} is not a training run of profile {profile_name} "
+                f"(it trains {', '.join(trained) or 'nothing'})"
+            )
     names = [s.name for s in steps]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -195,56 +192,14 @@ def plan(
             "invalid parameters:\n  - "
             + "\n  - ".join(dict.fromkeys(errors))
             + "\nvalid parameters (name: type = default  # help):\n"
-            + describe_parameters(specs)
+            + parameters.describe(NOTEBOOKS)
         )
     return steps
 
 
-def defaults(notebook: str) -> dict[str, Any]:
-    """The default value of every parameter of a notebook."""
-    found = {}
-    for name, spec in notebook_parameters(notebook).items():
-        try:
-            found[name] = ast.literal_eval(spec["default"])
-        except (ValueError, SyntaxError):
-            found[name] = spec["default"]
-    return found
-
-
 def effective_parameters(step: Step) -> dict[str, Any]:
     """The notebook's defaults with the step's values applied: what the run really used."""
-    return {**defaults(step.notebook), **step.parameters}
-
-
-def _check_training_choice(params: dict[str, Any]) -> list[str]:
-    """Model, stem, weights, image size and training recipe, checked before anything runs."""
-    from fmnist_lib.models import ModelConfigError, validate_choice
-
-    try:
-        validate_choice(
-            params["MODEL"],
-            params["FINE_TUNE"],
-            params["WEIGHTS"],
-            params["IMAGE_SIZE"],
-            params["AUGMENT"],
-            params.get("STEM", "imagenet"),
-        )
-    except ModelConfigError as exc:
-        return [f"{TRAINING}: {exc}"]
-    from fmnist_lib.distribute import check_precision
-    from fmnist_lib.train import TrainConfig
-
-    try:
-        check_precision(params.get("PRECISION", "float32"))
-        TrainConfig(
-            optimizer=params.get("OPTIMIZER", "adam"),
-            ema=params.get("EMA", 0.0),
-            val_every=params.get("VAL_EVERY", 1),
-            early_stopping=params.get("EARLY_STOPPING", 0),
-        )
-    except ValueError as exc:
-        return [f"{TRAINING}: {exc}"]
-    return []
+    return {**parameters.defaults(step.notebook), **step.parameters}
 
 
 # --- execution ---------------------------------------------------------------------
@@ -253,16 +208,124 @@ def _check_training_choice(params: dict[str, Any]) -> list[str]:
 def new_run_dir(profile: str, root: Path | None = None) -> Path:
     """Create a fresh, never-shared run folder `runs/<timestamp>-<profile>-<random>`."""
     root = root or config.runs_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    while True:
-        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = root / f"{stamp}-{profile}-{secrets.token_hex(3)}"
-        try:
-            path.mkdir()  # atomic: two runs can never get the same folder
-        except FileExistsError:
-            continue
-        (path / "figures").mkdir()
-        return path
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        while True:
+            stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+            path = root / f"{stamp}-{profile}-{secrets.token_hex(3)}"
+            try:
+                path.mkdir()  # atomic: two runs can never get the same folder
+            except FileExistsError:
+                continue
+            (path / "figures").mkdir()
+            return path
+    except OSError as exc:
+        raise RunError(
+            f"cannot create a run folder under {root}: {exc.strerror or exc}; choose another "
+            "with --runs-dir or FMNIST_RUNS_DIR"
+        ) from None
+
+
+# --- one writer per run folder -----------------------------------------------------
+
+LOCK_FILE, PID_FILE = ".run.lock", ".run.pid"
+
+
+class RunLocked(RuntimeError):
+    """Another live process is executing this run folder."""
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold the run folder's exclusive lock (`filelock`, an OS file lock) while executing it.
+
+    The OS releases the lock when its holder dies, so a lock left by a killed process is
+    simply taken over; its pid file says whose it was.
+    """
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(run_dir / LOCK_FILE, timeout=0)
+    pid_file = run_dir / PID_FILE
+    try:
+        lock.acquire()
+    except Timeout:
+        raise RunLocked(
+            f"run {run_dir.name} is being executed by pid {_read_pid(pid_file) or '?'}; "
+            "wait for it to finish or stop it first"
+        ) from None
+    stale = _read_pid(pid_file)
+    if stale:
+        print(
+            f"fmnist: run {run_dir.name}: taking over the lock of pid {stale}, which is no "
+            "longer running",
+            flush=True,
+        )
+    pid_file.write_text(f"{os.getpid()}\n")
+    try:
+        yield
+    finally:
+        pid_file.unlink(missing_ok=True)
+        lock.release()
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+# --- run records ---------------------------------------------------------------------
+
+
+def read_record(run_dir: Path) -> dict[str, Any]:
+    """A run folder's `run.json`, or a one-line reason why it cannot be resumed."""
+    path = run_dir / "run.json"
+    try:
+        record = records.read_json(path)
+    except json.JSONDecodeError as exc:
+        raise RunError(
+            f"{path} is damaged ({exc.msg} at line {exc.lineno}, column {exc.colno}): the run "
+            "cannot be resumed; start a new one"
+        ) from None
+    except OSError as exc:
+        raise RunError(f"{path}: cannot read the run record ({exc.strerror})") from None
+    if record is None:
+        raise ParameterError(f"--resume {run_dir}: no run.json there")
+    if not isinstance(record, dict) or "profile" not in record:
+        raise RunError(f"{path} is not a run record of this project: it cannot be resumed")
+    return record
+
+
+def resumed_request(
+    record: dict[str, Any],
+    profile: str | None,
+    overrides: dict[str, Any] | None,
+    models: list[str] | None,
+) -> tuple[str, dict[str, Any], list[str] | None, list[str] | None]:
+    """What a resume re-plans from: the run's own record. A `--profile`, `-p` or `--models`
+    that differs from it is refused, since it would change a run half done."""
+    wanted = {
+        "--profile": (profile, record["profile"]),
+        "-p": (overrides or None, record.get("overrides") or None),
+        "--models": (
+            sorted(models) if models else None,
+            sorted(record.get("models") or []) or None,
+        ),
+    }
+    for flag, (given, recorded) in wanted.items():
+        if given is not None and given != recorded:
+            raise ParameterError(
+                f"--resume {record.get('run_id', '')}: this run was recorded with {flag} "
+                f"{recorded!r}, not {given!r}; a resume continues the run as recorded, so leave "
+                f"out {flag}"
+            )
+    return (
+        record["profile"],
+        record.get("overrides") or {},
+        record.get("models"),
+        record.get("notebooks"),
+    )
 
 
 class _CellOutput(logging.Filter):
@@ -284,25 +347,50 @@ def _stream_cell_output(prefix: str) -> logging.Handler:
     return handler
 
 
+def _kernel_manager(log: Any) -> type:
+    """A Jupyter kernel manager whose kernels write their own process output to `log`.
+
+    A kernel's process output is not the notebook's: it is the kernel application's log
+    and native libraries' start-up lines, and on Ctrl-C the kernel's shutdown tracebacks.
+    Cell output still comes through papermill and into the executed notebook.
+    """
+    from jupyter_client import AsyncKernelManager
+
+    class LoggedKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:
+            kw.setdefault("stdout", log)
+            kw.setdefault("stderr", log)
+            await super().start_kernel(**kw)
+
+    return LoggedKernelManager
+
+
 def execute(step: Step, run_dir: Path, log_output: bool = True) -> float:
-    """Execute one step with papermill into the run folder; return its wall time."""
+    """Execute one step with papermill into the run folder; return its wall time.
+
+    The kernel's own process output goes to `logs/<step>.kernel.log` in the run folder.
+    """
     import papermill
 
     output = run_dir / f"{step.name}.ipynb"
     params = {**step.parameters, "RUN_DIR": str(run_dir)}
     handler = _stream_cell_output(step.name) if log_output else None
+    (run_dir / "logs").mkdir(exist_ok=True)
     start = time.perf_counter()
     try:
-        papermill.execute_notebook(
-            str(step.source),
-            str(output),
-            parameters=params,
-            kernel_name=KERNEL,
-            cwd=str(run_dir),
-            progress_bar=False,
-            log_output=log_output,
-            request_save_on_cell_execute=True,
-        )
+        with open(run_dir / "logs" / f"{step.name}.kernel.log", "ab") as kernel_log:
+            papermill.execute_notebook(
+                str(step.source),
+                str(output),
+                parameters=params,
+                kernel_name=KERNEL,
+                cwd=str(run_dir),
+                progress_bar=False,
+                log_output=log_output,
+                request_save_on_cell_execute=True,
+                kernel_manager_class=_kernel_manager(kernel_log),
+                extra_arguments=KERNEL_ARGUMENTS,
+            )
     except papermill.PapermillExecutionError as exc:
         raise StepFailed(
             f"{step.name} failed in cell [{exc.exec_count}] ({exc.ename}: {exc.evalue}); "
@@ -327,8 +415,8 @@ def export_slides(run_dir: Path) -> str | None:
 
 
 def run_pipeline(
-    profile: str,
-    overrides: dict[str, str] | None = None,
+    profile: str | None,
+    overrides: dict[str, Any] | None = None,
     models: list[str] | None = None,
     runs_root: Path | None = None,
     resume: Path | None = None,
@@ -338,29 +426,22 @@ def run_pipeline(
 ) -> Path:
     """Validate, then execute every step; return the run folder.
 
-    With `resume`, finish a killed or failed run in its own folder: steps recorded as
-    done are skipped and training continues from its last checkpoint. `run_dir` runs into
-    that folder instead of a fresh one (a sweep names one per point); `notebooks` as in `plan`.
+    With `resume`, finish a killed, failed or interrupted run in its own folder, re-planned
+    from its `run.json`: steps recorded as done are skipped and training continues from its
+    last checkpoint. `run_dir` runs into that folder instead of a fresh one (a sweep names one
+    per point); `notebooks` as in `plan`. One process at a time executes a run folder.
     """
     from fmnist_lib import data
 
+    if resume is not None:
+        run_dir = Path(resume).resolve()
+        record = read_record(run_dir)
+        profile, overrides, models, notebooks = resumed_request(record, profile, overrides, models)
+    profile = profile or "default"
     steps = plan(profile, overrides, models, notebooks)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # kernels inherit: hide C++ log noise
     provenance = data.load_fashion_mnist().provenance()  # fail before any notebook runs
-    if resume is not None:
-        run_dir = Path(resume).resolve()
-        record = records.read_json(run_dir / "run.json")
-        if record is None:
-            raise ParameterError(f"--resume {run_dir}: no run.json there")
-        done = {s["name"] for s in record["steps"] if s["status"] == "done"}
-        for step in steps:
-            if step.notebook == TRAINING:
-                step.parameters["RESUME"] = True
-        record["parameters"] = {s.name: effective_parameters(s) for s in steps}
-        record.setdefault("resumed", []).append(
-            {"at": dt.datetime.now().isoformat(timespec="seconds"), "overrides": overrides or {}}
-        )
-    else:
+    if resume is None:
         if run_dir is None:
             run_dir = new_run_dir(profile, runs_root)
         else:
@@ -368,20 +449,43 @@ def run_pipeline(
             if (run_dir / "run.json").exists():
                 raise ParameterError(f"{run_dir} already holds a run: resume it instead")
             (run_dir / "figures").mkdir(parents=True, exist_ok=True)
-        done = set()
-        record = {
-            "run_id": run_dir.name,
-            "profile": profile,
-            "command": sys.argv,
-            "overrides": overrides or {},
-            "started": dt.datetime.now().isoformat(timespec="seconds"),
-            "status": "running",
-            "parameters": {s.name: effective_parameters(s) for s in steps},
-            "data": provenance,
-            **records.environment_record(),
-            "steps": [],
-        }
-    record["status"] = "running"
+    with run_lock(run_dir):
+        if resume is not None:
+            record = read_record(run_dir)  # again, now that no other process can write it
+            for step in steps:
+                if step.notebook == TRAINING:
+                    step.parameters["RESUME"] = True
+            record["parameters"] = {s.name: effective_parameters(s) for s in steps}
+            record.setdefault("resumed", []).append(
+                {"at": dt.datetime.now().isoformat(timespec="seconds"), "pid": os.getpid()}
+            )
+        else:
+            record = {
+                "run_id": run_dir.name,
+                "profile": profile,
+                "command": sys.argv,
+                "overrides": overrides or {},
+                "models": models,
+                "notebooks": notebooks,
+                "started": dt.datetime.now().isoformat(timespec="seconds"),
+                "status": "running",
+                "parameters": {s.name: effective_parameters(s) for s in steps},
+                "data": provenance,
+                **records.environment_record(),
+                "steps": [],
+            }
+        execute_steps(steps, run_dir, record, log_output)
+    return run_dir
+
+
+def execute_steps(
+    steps: list[Step], run_dir: Path, record: dict[str, Any], log_output: bool
+) -> None:
+    """Execute the steps not yet done, keeping `run.json` up to date after each change."""
+    done = {s["name"] for s in record["steps"] if s["status"] == "done"}
+    record.update(status="running", pid=os.getpid())
+    record.pop("failed_step", None)
+    record.pop("interrupted_step", None)
     record["steps"] = [s for s in record["steps"] if s["name"] in done]
     records.write_json(run_dir / "run.json", record)
     print(f"fmnist: run folder {run_dir}", flush=True)
@@ -404,6 +508,13 @@ def run_pipeline(
             record.update(status="failed", failed_step=step.name)
             records.write_json(run_dir / "run.json", record)
             raise
+        except KeyboardInterrupt:
+            entry["status"] = "interrupted"
+            record.update(status="interrupted", interrupted_step=step.name)
+            records.write_json(run_dir / "run.json", record)
+            raise KeyboardInterrupt(
+                f"{step.name} was running; finish the run with --resume {run_dir}"
+            ) from None
         entry["status"] = "done"
         records.write_json(run_dir / "run.json", record)
         print(f"[{i}/{len(steps)}] {step.name}: done in {entry['seconds']:.1f} s", flush=True)
@@ -415,4 +526,3 @@ def run_pipeline(
     )
     records.write_json(run_dir / "run.json", record)
     print(f"fmnist: finished in {record['seconds']:.0f} s -> {run_dir}", flush=True)
-    return run_dir

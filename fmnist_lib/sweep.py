@@ -34,8 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from fmnist_lib import config, pipeline, records
 
 MANIFEST = "sweep.json"
@@ -87,7 +85,7 @@ def load_grid(path: str | os.PathLike[str]) -> Grid:
     path = Path(path).resolve()
     if not path.is_file():
         raise pipeline.ParameterError(f"no grid file {path}; grids live in params/sweeps/")
-    grid = yaml.safe_load(path.read_text()) or {}
+    grid = pipeline.read_yaml(path, "sweep grid")
     problems = [f"unknown key {key!r}" for key in sorted(set(grid) - GRID_KEYS)]
     vary = grid.get("vary")
     if not isinstance(vary, dict) or not vary:

@@ -161,6 +161,72 @@ def test_csv_round_trip(tmp_path):
     assert header.startswith("label,pixel1,pixel2") and header.endswith("pixel784")
 
 
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    n=st.integers(1, 4),
+    pixels=st.integers(0, 255),
+    labels=st.lists(st.integers(0, 9), min_size=4, max_size=4),
+    dtype=st.sampled_from(["uint8", "int64", "float64"]),
+    flat=st.booleans(),
+)
+def test_write_csv_round_trips_every_valid_input(tmp_path_factory, n, pixels, labels, dtype, flat):
+    rng = np.random.default_rng(pixels)
+    x = rng.integers(0, pixels + 1, (n, 28, 28)).astype(dtype)
+    y = np.asarray(labels[:n]).astype(dtype)
+    path = tmp_path_factory.mktemp("w") / "x.csv"
+    data.write_csv(path, x.reshape(n, 784) if flat else x, y)
+    x2, y2 = data.read_csv(path)
+    assert np.array_equal(x2, x) and np.array_equal(y2, y)
+
+
+BAD_WRITES = {
+    "float pixels in [0, 1]": (np.full((2, 28, 28), 0.5), [1, 2], "not an integer"),
+    "pixel 300": (np.full((2, 28, 28), 300), [1, 2], "pixel value 300 is outside 0..255"),
+    "pixel -1": (np.full((2, 28, 28), -1), [1, 2], "pixel value -1 is outside 0..255"),
+    "label 12": (np.zeros((2, 28, 28), np.uint8), [1, 12], "label value 12 is outside 0..9"),
+    "NaN pixel": (np.full((1, 28, 28), np.nan), [1], "not an integer"),
+    "32x32 images": (np.zeros((2, 32, 32), np.uint8), [1, 2], r"shaped \(n, 28, 28\)"),
+    "length mismatch": (np.zeros((3, 28, 28), np.uint8), [1, 2], "3 images need 3 labels"),
+    "no images": (np.zeros((0, 28, 28), np.uint8), [], "no images"),
+    "text labels": (np.zeros((1, 28, 28), np.uint8), ["3"], "must be integers"),
+    "boolean pixels": (np.ones((1, 28, 28), bool), [3], "must be integers"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_WRITES))
+def test_write_csv_refuses_what_read_csv_would_refuse(tmp_path, case):
+    images, labels, message = BAD_WRITES[case]
+    path = tmp_path / "bad.csv"
+    with pytest.raises(data.DataError, match=message):
+        data.write_csv(path, images, np.asarray(labels))
+    assert not path.exists()  # refused before a byte is written
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    value=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-1000, 1000)),
+    where=st.sampled_from(["pixel", "label"]),
+)
+def test_write_csv_either_round_trips_or_refuses(tmp_path_factory, value, where):
+    x = np.zeros((1, 28, 28), dtype=np.float64)
+    y = np.zeros(1, dtype=np.float64)
+    (x.reshape(-1) if where == "pixel" else y)[0] = value
+    path = tmp_path_factory.mktemp("e") / "x.csv"
+    try:
+        data.write_csv(path, x, y)
+    except data.DataError:
+        assert not path.exists()
+        high = 255 if where == "pixel" else 9
+        assert not (float(value).is_integer() and 0 <= value <= high)
+        return
+    x2, y2 = data.read_csv(path)
+    assert np.array_equal(x2, x) and np.array_equal(y2, y)
+
+
 def test_csv_real_rows_match_idx(tmp_path, real_ds):
     data.write_csv(tmp_path / "real.csv", real_ds.x_test[:50], real_ds.y_test[:50])
     x, y = data.read_csv(tmp_path / "real.csv")

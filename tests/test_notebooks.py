@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -134,6 +135,39 @@ def test_training_notebook_runs_on_the_jax_backend(tiny_run, monkeypatch):
     assert metrics["weights_label"] == "trained from random initialisation (not transfer)"
     history = json.loads((tiny_run / "models" / "resnet50" / "history.json").read_text())
     assert [row["epoch"] for row in history] == [0, 1]
+
+
+TIMINGS = {"train_seconds", "seconds", "checkpoint_seconds"}
+
+
+def _without_timings(obj):
+    if isinstance(obj, dict):
+        return {k: _without_timings(v) for k, v in obj.items() if k not in TIMINGS}
+    if isinstance(obj, list):
+        return [_without_timings(v) for v in obj]
+    return obj
+
+
+@pytest.mark.slow
+def test_the_same_seed_gives_the_same_metrics(tiny_run, tmp_path):
+    """Two trainings with one seed on one machine agree to the last digit, timings aside:
+    TensorFlow's op determinism, one `set_random_seed`, seeded NumPy augmentation."""
+    results = []
+    for copy in ("a", "b"):
+        run_dir = tmp_path / copy
+        run_dir.mkdir()
+        shutil.copy(tiny_run / preprocess.SPLIT_FILE, run_dir)
+        step = pipeline.Step(
+            "03_training",
+            "03_training_cnn",
+            {"MODEL": "cnn", "EPOCHS": 2, "AUGMENT": "flip+shift+erase", "TTA": True},
+        )
+        pipeline.execute(step, run_dir, log_output=False)
+        metrics = json.loads((run_dir / "metrics.json").read_text())["training"]["cnn"]
+        history = json.loads((run_dir / "models" / "cnn" / "history.json").read_text())
+        results.append(_without_timings({"metrics": metrics, "history": history}))
+    assert results[0] == results[1]
+    assert results[0]["metrics"]["accuracy"] > 0.1  # it did learn something
 
 
 @pytest.mark.slow

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from fmnist_lib import config, pipeline
+from fmnist_lib import config, pipeline, records
 
 CLI = [sys.executable, "-m", "fmnist_lib"]
 
@@ -25,42 +27,6 @@ def cli(*args: str, cwd: Path = config.PROJ_ROOT, timeout: int = 900):
 
 
 # --- parameter validation -------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("value", "type_name", "expected"),
-    [
-        ("3", "int", 3),
-        ("0.5", "float", 0.5),
-        ("2", "float", 2.0),
-        ("true", "bool", True),
-        ("False", "bool", False),
-        ("cnn", "str", "cnn"),
-        ("42", "str", "42"),
-        (7, "int", 7),
-    ],
-)
-def test_coerce_parses_by_declared_type(value, type_name, expected):
-    out = pipeline.coerce("X", value, type_name)
-    assert out == expected and type(out) is type(expected)
-
-
-@pytest.mark.parametrize(
-    ("value", "type_name"),
-    [
-        ("three", "int"),
-        ("1.5", "int"),
-        ("maybe", "bool"),
-        (True, "int"),
-        (1.5, "int"),
-        ("x", "float"),
-        (3, "str"),
-        (1, "bool"),
-    ],
-)
-def test_coerce_refuses_wrong_types(value, type_name):
-    with pytest.raises(pipeline.ParameterError, match=f"X: expected {type_name}"):
-        pipeline.coerce("X", value, type_name)
 
 
 def test_plan_expands_training_runs_and_applies_overrides():
@@ -191,41 +157,167 @@ def test_smoke_run_record(smoke_run, real_ds):
 
 
 @pytest.mark.slow
-def test_failed_notebook_is_kept_and_named(tmp_path):
-    out = cli(
-        "run",
-        "--profile",
-        "smoke",
-        "-p",
-        "VAL_FRACTION",
-        "1.5",
-        "--models",
-        "mlp",
-        "--runs-dir",
-        str(tmp_path),
-        "--quiet",
-    )
+def test_failed_notebook_is_kept_named_and_resumed_as_recorded(tmp_path):
+    # 0.999 is a valid fraction, but 2,000 images leave 2 for training: 02 fails inside.
+    args = ["--profile", "smoke", "-p", "VAL_FRACTION", "0.999", "--models", "mlp", "--quiet"]
+    out = cli("run", *args, "--runs-dir", str(tmp_path))
     assert out.returncode == 1
-    assert "02_preprocessing failed in cell [" in out.stderr
-    assert "VAL_FRACTION must be between 0 and 1" in out.stderr
+    assert "02_preprocessing failed in cell [" in out.stderr and "ValueError" in out.stderr
     (run_dir,) = tmp_path.iterdir()
     assert (run_dir / "02_preprocessing.ipynb").exists()
     assert (run_dir / "01_eda.ipynb").exists()  # earlier work is kept
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "failed" and record["failed_step"] == "02_preprocessing"
 
-    # Resume the failed run in its own folder: finished steps are not recomputed.
+    # A resume re-plans from run.json: its profile, override and models, not the CLI defaults.
     eda_mtime = (run_dir / "01_eda.ipynb").stat().st_mtime
-    out = cli("run", "--profile", "smoke", "--models", "mlp", "--resume", str(run_dir), "--quiet")
-    assert out.returncode == 0, out.stderr[-3000:]
+    out = cli("run", "--resume", str(run_dir), "--quiet")
+    assert out.returncode == 1, out.stderr[-3000:]
     assert "01_eda: already done, skipped" in out.stdout
     assert (run_dir / "01_eda.ipynb").stat().st_mtime == eda_mtime
     record = json.loads((run_dir / "run.json").read_text())
-    assert record["status"] == "done" and len(record["resumed"]) == 1
-    assert [s["name"] for s in record["steps"]] == [
+    assert record["profile"] == "smoke" and len(record["resumed"]) == 1
+    assert record["parameters"]["02_preprocessing"]["VAL_FRACTION"] == 0.999
+    assert list(record["parameters"]) == [
         "01_eda",
         "02_preprocessing",
         "03_training_mlp",
         "04_results",
         "05_presentation",
     ]
+
+
+def _recorded_run(run_dir: Path, **fields) -> Path:
+    """A run folder whose record says how it was started, as `run_pipeline` writes it."""
+    run_dir.mkdir(parents=True)
+    record = {
+        "run_id": run_dir.name,
+        "profile": "smoke",
+        "overrides": {"SEED": "7"},
+        "models": ["mlp"],
+        "notebooks": ["02_preprocessing"],
+        "status": "failed",
+        "steps": [],
+        "parameters": {},
+        **fields,
+    }
+    (run_dir / "run.json").write_text(json.dumps(record))
+    return run_dir
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--profile", "default"], "recorded with --profile 'smoke', not 'default'"),
+        (["-p", "EPOCHS", "20"], "recorded with -p {'SEED': '7'}, not {'EPOCHS': '20'}"),
+        (["--models", "cnn"], "recorded with --models ['mlp'], not ['cnn']"),
+    ],
+)
+def test_resume_refuses_a_different_profile_override_or_models(tmp_path, flags, message):
+    run_dir = _recorded_run(tmp_path / "r")
+    out = cli("run", "--resume", str(run_dir), *flags)
+    assert out.returncode == 2 and message in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_resume_replans_from_the_record(tmp_path):
+    run_dir = _recorded_run(tmp_path / "r")
+    out = cli("run", "--resume", str(run_dir), "--quiet")  # no --profile: smoke, as recorded
+    assert out.returncode == 0, out.stderr[-3000:]
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "done" and list(record["parameters"]) == ["02_preprocessing"]
+    assert record["parameters"]["02_preprocessing"]["N_TRAIN"] == 2000  # smoke's, not default's
+    assert record["parameters"]["02_preprocessing"]["SEED"] == 7  # the recorded override
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("{not json", "run.json is damaged (Expecting property name"),
+        ("[1, 2]", "run.json is not a run record of this project"),
+    ],
+)
+def test_a_damaged_record_is_refused_in_one_line(tmp_path, damage, message):
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text(damage)
+    out = cli("run", "--resume", str(run_dir))
+    assert out.returncode == 1 and message in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_an_unusable_runs_folder_is_refused_in_one_line(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    out = cli("run", "--profile", "smoke", "--runs-dir", str(blocker / "runs"))
+    assert out.returncode == 1, out.stderr
+    assert "cannot create a run folder under" in out.stderr and "a_file" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_run_folder_has_one_writer(tmp_path):
+    run_dir = _recorded_run(tmp_path / "r")
+    with pipeline.run_lock(run_dir):
+        out = cli("run", "--resume", str(run_dir))
+    assert out.returncode == 2, out.stderr
+    assert f"run r is being executed by pid {os.getpid()}" in out.stderr
+    assert not (run_dir / pipeline.PID_FILE).exists()  # released with the lock
+
+
+def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path, capsys):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / pipeline.LOCK_FILE).write_text("")
+    (tmp_path / pipeline.PID_FILE).write_text(f"{dead.pid}\n")
+    with pipeline.run_lock(tmp_path):
+        assert (tmp_path / pipeline.PID_FILE).read_text().strip() == str(os.getpid())
+    assert f"taking over the lock of pid {dead.pid}" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_ctrl_c_marks_the_run_interrupted_and_exits_130(tmp_path):
+    proc = subprocess.Popen(
+        [
+            *CLI,
+            "run",
+            "--profile",
+            "smoke",
+            "--models",
+            "mlp",
+            "--quiet",
+            "--runs-dir",
+            str(tmp_path),
+        ],
+        cwd=config.PROJ_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        start_new_session=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until the first notebook is running
+        runs = list(tmp_path.iterdir())
+        record = runs and (runs[0] / "run.json").exists() and pipeline.read_record(runs[0])
+        if record and record["steps"]:
+            break
+        time.sleep(0.2)
+    time.sleep(2)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == [
+        f"fmnist: interrupted: 01_eda was running; finish the run with --resume {runs[0]}"
+    ]
+    record = pipeline.read_record(runs[0])
+    assert record["status"] == "interrupted" and record["interrupted_step"] == "01_eda"
+
+
+def test_records_are_created_with_the_umask_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = records.write_json(tmp_path / "run.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600

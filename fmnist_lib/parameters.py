@@ -1,0 +1,221 @@
+"""Notebook parameters: declared once in each notebook, read once, typed and checked here.
+
+A notebook's cell tagged `parameters` declares each parameter on one line, papermill-style:
+
+    EPOCHS: int = 3  # training epochs, at least 1
+
+The comment documents it (`papermill --help-notebook` prints it) and may state constraints
+that `check` enforces before any notebook runs, in these words:
+
+- `at least X`, `above X`, `at most X`, `below X`: numeric bounds;
+- `in (A, B)`, `in [A, B]`, `in [A, B)`, `in (A, B]`: an interval;
+- `one of a | b | c`: the only values allowed.
+
+Rules that tie parameters together (ResNet50's image size against its stem, a weights path
+that must exist, `AUGMENT`'s spelling) are in `training_rules`. Everything here is plain
+Python: refusing a bad value never imports Keras or TensorFlow.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import math
+import re
+import tokenize
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from fmnist_lib import config
+
+TYPES = ("int", "float", "str", "bool")
+BOOL_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
+WEIGHT_CHOICES = ("imagenet", "none", "auto")  # or a path to a Keras .h5 weights file
+MIN_IMAGE_SIZE = {"imagenet": 32, "small": 28}  # Keras's minimum; the images' own size
+
+_NUMBER = r"-?\d+(?:\.\d+)?(?:e-?\d+)?"
+_BOUNDS = {
+    "at least": (">=", lambda v, b: v >= b),
+    "above": (">", lambda v, b: v > b),
+    "at most": ("<=", lambda v, b: v <= b),
+    "below": ("<", lambda v, b: v < b),
+}
+_BOUND = re.compile(rf"\b(at least|above|at most|below) ({_NUMBER})\b")
+_INTERVAL = re.compile(rf"\bin ([\[(])\s*({_NUMBER})\s*,\s*({_NUMBER})\s*([\])])")
+_CHOICES = re.compile(r"\bone of ([\w.+-]+(?:\s*\|\s*[\w.+-]+)+)")
+
+
+class ParameterError(ValueError):
+    """A profile or override names an unknown parameter or gives a value it cannot take."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One declared parameter: its type, default, help and the constraints the help states."""
+
+    name: str
+    type: str
+    default: Any
+    help: str
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        found = _CHOICES.search(self.help)
+        return tuple(c.strip() for c in found.group(1).split("|")) if found else ()
+
+    def problems(self, value: Any) -> list[str]:
+        """Why `value` (already of the right type) breaks this parameter's constraints."""
+        out = []
+        if self.choices and value not in self.choices:
+            out.append(f"must be one of {', '.join(self.choices)}")
+        if self.type in ("int", "float"):
+            for words, bound in _BOUND.findall(self.help):
+                if not _BOUNDS[words][1](value, float(bound)):
+                    out.append(f"must be {words} {bound}")
+            for left, low, high, right in _INTERVAL.findall(self.help):
+                lo_ok = value >= float(low) if left == "[" else value > float(low)
+                hi_ok = value <= float(high) if right == "]" else value < float(high)
+                if not (lo_ok and hi_ok):
+                    out.append(f"must be in {left}{low}, {high}{right}")
+        return out
+
+
+@cache
+def specs(notebook: str) -> dict[str, Spec]:
+    """The parameters a notebook declares, read once from its `parameters` cell."""
+    import nbformat
+
+    path = config.NOTEBOOKS_DIR / f"{notebook}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    if len(cells) != 1:
+        raise ParameterError(f"{path}: expected one cell tagged 'parameters', found {len(cells)}")
+    return parse_cell(cells[0].source, path)
+
+
+def parse_cell(source: str, path: Path | str = "<cell>") -> dict[str, Spec]:
+    """`NAME: type = literal  # help` lines -> specs, in order."""
+    comments = {
+        tok.start[0]: tok.string.lstrip("#").strip()
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+        if tok.type == tokenize.COMMENT
+    }
+    found: dict[str, Spec] = {}
+    for node in ast.parse(source).body:
+        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+            raise ParameterError(f"{path}, line {node.lineno}: not a `NAME: type = value` line")
+        kind = ast.unparse(node.annotation)
+        if kind not in TYPES or node.value is None:
+            raise ParameterError(f"{path}, line {node.lineno}: type must be one of {TYPES}")
+        name = node.target.id
+        found[name] = Spec(name, kind, ast.literal_eval(node.value), comments.get(node.lineno, ""))
+    return found
+
+
+def coerce(name: str, value: Any, kind: str) -> Any:
+    """A command-line string or YAML value as the declared type, parsed as Python would.
+
+    Integers are decimal (`int()`), floats anything `float()` reads but NaN and infinity,
+    booleans true/false/yes/no/1/0. Nothing else is converted.
+    """
+    if isinstance(value, str) and kind != "str":
+        text = value.strip()
+        if kind == "bool":
+            if text.lower() not in BOOL_WORDS:
+                raise ParameterError(f"{name}: expected bool (true/false), got {value!r}")
+            return BOOL_WORDS[text.lower()]
+        try:
+            value = int(text) if kind == "int" else float(text)
+        except ValueError:
+            raise ParameterError(f"{name}: expected {kind}, got {value!r}") from None
+    ok = {
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, int | float) and not isinstance(value, bool),
+        "bool": isinstance(value, bool),
+        "str": isinstance(value, str),
+    }[kind]
+    if not ok:
+        raise ParameterError(f"{name}: expected {kind}, got {value!r}")
+    if kind == "float":
+        value = float(value)
+        if not math.isfinite(value):
+            raise ParameterError(f"{name}: expected a finite float, got {value!r}")
+    return value
+
+
+def check(notebook: str, values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Type and constrain `values` against the notebook's declarations.
+
+    Returns:
+        The typed values, and one line per problem, naming the notebook, the parameter,
+        the value and what it must be.
+    """
+    declared = specs(notebook)
+    typed: dict[str, Any] = {}
+    errors: list[str] = []
+    for name, value in values.items():
+        spec = declared.get(name)
+        if spec is None:
+            errors.append(f"{notebook}: unknown parameter {name!r}")
+            continue
+        try:
+            typed[name] = coerce(name, value, spec.type)
+        except ParameterError as exc:
+            errors.append(f"{notebook}: {exc}")
+            continue
+        for problem in spec.problems(typed[name]):
+            errors.append(f"{notebook}: {name}={typed[name]!r} {problem} ({spec.help})")
+    return typed, errors
+
+
+def defaults(notebook: str) -> dict[str, Any]:
+    """The default value of every parameter of a notebook."""
+    return {name: spec.default for name, spec in specs(notebook).items()}
+
+
+def training_rules(params: dict[str, Any]) -> list[str]:
+    """Rules of `03_training` that tie parameters together; `params` has every parameter."""
+    from fmnist_lib.augment import parse_augment
+
+    errors = []
+    try:
+        parse_augment(params["AUGMENT"])
+    except ValueError as exc:
+        errors.append(str(exc))
+    if params["MODEL"] == "resnet50":
+        least = MIN_IMAGE_SIZE.get(params["STEM"], max(MIN_IMAGE_SIZE.values()))
+        if params["IMAGE_SIZE"] < least:
+            errors.append(
+                f"IMAGE_SIZE={params['IMAGE_SIZE']}: ResNet50 with STEM={params['STEM']!r} "
+                f"needs inputs of at least {least}x{least}"
+            )
+        errors += weights_problems(params["WEIGHTS"])
+    if params["EARLY_STOPPING"] and params["VAL_EVERY"] != 1:
+        errors.append(
+            f"EARLY_STOPPING={params['EARLY_STOPPING']} watches every epoch's validation loss: "
+            f"it needs VAL_EVERY=1, not {params['VAL_EVERY']}"
+        )
+    return errors
+
+
+def weights_problems(weights: str) -> list[str]:
+    """`WEIGHTS` is a choice or an existing Keras `.h5` file."""
+    if weights in WEIGHT_CHOICES:
+        return []
+    if not Path(weights).is_file():
+        return [f"WEIGHTS={weights!r}: not one of {', '.join(WEIGHT_CHOICES)} and no such file"]
+    if not weights.endswith(".h5"):
+        return [f"WEIGHTS={weights!r}: expected a Keras .h5 / .weights.h5 weights file"]
+    return []
+
+
+def describe(notebooks: tuple[str, ...]) -> str:
+    """A table of every valid parameter per notebook, for error messages and `params`."""
+    lines = []
+    for notebook in notebooks:
+        lines.append(f"  {notebook}:")
+        for spec in specs(notebook).values():
+            lines.append(f"    {spec.name}: {spec.type} = {spec.default!r}  # {spec.help}")
+    return "\n".join(lines)
