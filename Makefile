@@ -66,6 +66,7 @@ format: venv  ## ruff format
 
 bench: setup  ## run the CPU benchmarks (results in benchmarks/results/, machine stated)
 	$(PY) benchmarks/bench_data.py
+	$(PY) benchmarks/bench_cli.py
 	$(PY) benchmarks/bench_eda.py
 	$(PY) benchmarks/bench_cpu_training.py
 	$(PY) benchmarks/bench_feature_cache.py 4096

@@ -46,6 +46,17 @@ def cpu_section() -> list[str]:
                 f"`{d['command']}`",
             ]
         )
+    if c := load(RESULTS / "cli.json"):
+        for name, seconds in c["cases"].items():
+            rows.append(
+                [
+                    f"`python -m fmnist_lib {name.split(': ', 1)[1]}` ({name.split(':')[0]})",
+                    f"{seconds:.2f} s (median of {c['repeats']} fresh processes)",
+                    hardware(c["machine"]),
+                    c["date"],
+                    f"`{c['command']}`",
+                ]
+            )
     if e := load(RESULTS / "eda.json"):
         m = e["machine"]
         rows.append(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import io
+import json
 import math
 import re
 import tokenize
@@ -84,15 +85,21 @@ class Spec:
 
 @cache
 def specs(notebook: str) -> dict[str, Spec]:
-    """The parameters a notebook declares, read once from its `parameters` cell."""
-    import nbformat
+    """The parameters a notebook declares, read once from its `parameters` cell.
 
+    The notebook is read as the JSON it is: `nbformat` would validate it against its schema
+    first, and importing that machinery alone takes a second.
+    """
     path = config.NOTEBOOKS_DIR / f"{notebook}.ipynb"
-    nb = nbformat.read(path, as_version=4)
-    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    cells = [
+        cell
+        for cell in json.loads(path.read_text())["cells"]
+        if "parameters" in cell.get("metadata", {}).get("tags", [])
+    ]
     if len(cells) != 1:
         raise ParameterError(f"{path}: expected one cell tagged 'parameters', found {len(cells)}")
-    return parse_cell(cells[0].source, path)
+    source = cells[0]["source"]
+    return parse_cell("".join(source) if isinstance(source, list) else source, path)
 
 
 def parse_cell(source: str, path: Path | str = "<cell>") -> dict[str, Spec]:
