@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a parameter in every notebook that declares it",
     )
     run.add_argument("--models", help="comma-separated subset of the profile's training runs")
+    run.add_argument(
+        "--notebooks", help="comma-separated subset of the notebooks (e.g. 02_preprocessing)"
+    )
     run.add_argument("--runs-dir", type=Path, help="parent folder of run folders (default runs/)")
     run.add_argument(
         "--resume",
@@ -78,10 +81,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{step.name}: {step.parameters}")
             return 0
         models = args.models.split(",") if args.models else None
+        notebooks = args.notebooks.split(",") if args.notebooks else None
         pipeline.run_pipeline(
             args.profile,
             overrides,
             models=models,
+            notebooks=notebooks,
             runs_root=args.runs_dir,
             resume=args.resume,
             log_output=not args.quiet,

@@ -2,7 +2,9 @@
 
 A profile (`params/NAME.yaml`) names parameters shared by every notebook that declares
 them and parameters per notebook; `03_training` runs once per entry of its list.
-Everything is validated against `papermill.inspect_notebook` before any cell executes.
+Everything is validated against the notebooks' own declarations (`fmnist_lib.parameters`)
+before any cell executes. One process at a time executes a run folder; `run.json` records how
+the run was started, and a resume continues it exactly so.
 """
 
 from __future__ import annotations
@@ -302,16 +304,19 @@ def resumed_request(
     profile: str | None,
     overrides: dict[str, Any] | None,
     models: list[str] | None,
+    notebooks: list[str] | None = None,
 ) -> tuple[str, dict[str, Any], list[str] | None, list[str] | None]:
-    """What a resume re-plans from: the run's own record. A `--profile`, `-p` or `--models`
-    that differs from it is refused, since it would change a run half done."""
+    """What a resume re-plans from: the run's own record. A `--profile`, `-p`, `--models` or
+    `--notebooks` that differs from it is refused, since it would change a run half done."""
+
+    def listed(names: list[str] | None) -> list[str] | None:
+        return sorted(names) if names else None
+
     wanted = {
         "--profile": (profile, record["profile"]),
         "-p": (overrides or None, record.get("overrides") or None),
-        "--models": (
-            sorted(models) if models else None,
-            sorted(record.get("models") or []) or None,
-        ),
+        "--models": (listed(models), listed(record.get("models"))),
+        "--notebooks": (listed(notebooks), listed(record.get("notebooks"))),
     }
     for flag, (given, recorded) in wanted.items():
         if given is not None and given != recorded:
@@ -436,7 +441,9 @@ def run_pipeline(
     if resume is not None:
         run_dir = Path(resume).resolve()
         record = read_record(run_dir)
-        profile, overrides, models, notebooks = resumed_request(record, profile, overrides, models)
+        profile, overrides, models, notebooks = resumed_request(
+            record, profile, overrides, models, notebooks
+        )
     profile = profile or "default"
     steps = plan(profile, overrides, models, notebooks)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # kernels inherit: hide C++ log noise

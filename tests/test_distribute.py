@@ -15,66 +15,55 @@ from fmnist_lib import distribute
 
 pytest.importorskip("jax")
 
-# Trains the same seeded model on the same batches, with or without DataParallel.
+# Trains two seeded models on the same batches, with or without DataParallel, in one process
+# per mode (each process pays for the JAX and Keras start-up once):
+# - an MLP fed from NumPy batches;
+# - the ResNet50 input pipeline on a tiny network: raw pixels held on the device, augmentation
+#   inside the model, a global batch split over the devices.
 SCRIPT = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
     import numpy as np, keras
-    from fmnist_lib import distribute, models, train
+    from fmnist_lib import augment, distribute, layers, models, train
 
     parallel = distribute.data_parallel(32, enable=sys.argv[2] == "on")
+    out = {"distribution": parallel["distribution"], "devices": len(parallel["devices"])}
+
+    def summary(res, layer):
+        kernel = layer.get_weights()[0]
+        return {"loss": [r["loss"] for r in res.history], "kernel": kernel.ravel()[:200].tolist()}
+
     rng = np.random.default_rng(0)
     x = rng.normal(size=(256, 28, 28)).astype("float32")
     y = np.arange(256) % 10
     keras.utils.set_random_seed(3)
     model = models.build_mlp(hidden=(64, 32))
     recipe = train.TrainConfig(epochs=2, batch_size=32, learning_rate=1e-3, seed=0)
-    res = train.fit_stage(model, Path(sys.argv[1]), x, y, None, recipe, tensorboard=False)
-    kernel = res.model.get_layer("softmax").get_weights()[0]
-    print(json.dumps({"distribution": parallel["distribution"],
-                      "devices": len(parallel["devices"]),
-                      "loss": [r["loss"] for r in res.history],
-                      "kernel": kernel.ravel()[:200].tolist()}))
-    """
-)
+    res = train.fit_stage(model, Path(sys.argv[1]) / "mlp", x, y, None, recipe,
+                          tensorboard=False)
+    out["mlp"] = summary(res, res.model.get_layer("softmax"))
 
-
-# The ResNet50 input pipeline on a tiny network: raw pixels held on the device, augmentation
-# inside the model, a global batch split over the devices.
-DEVICE_SCRIPT = textwrap.dedent(
-    """
-    import json, sys
-    from pathlib import Path
-    import numpy as np, keras
-    from fmnist_lib import augment, distribute, layers, train
-
-    parallel = distribute.data_parallel(32, enable=sys.argv[2] == "on")
     keras.utils.set_random_seed(3)
     inputs = keras.Input((28, 28, 1), dtype="uint8")
-    x = layers.RandomAugment.from_spec(augment.parse_augment("flip+shift:4+cutout"), 1)(inputs)
-    x = layers.ResNetInput(32, "standardize", 70.0, 90.0)(x)
-    x = keras.layers.Conv2D(8, 3, strides=2)(x)
-    x = keras.layers.BatchNormalization(momentum=0.9)(x)
-    x = keras.layers.GlobalAveragePooling2D()(keras.layers.ReLU()(x))
-    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
-    rng = np.random.default_rng(0)
+    h = layers.RandomAugment.from_spec(augment.parse_augment("flip+shift:4+cutout"), 1)(inputs)
+    h = layers.ResNetInput(32, "standardize", 70.0, 90.0)(h)
+    h = keras.layers.Conv2D(8, 3, strides=2)(h)
+    h = keras.layers.BatchNormalization(momentum=0.9)(h)
+    h = keras.layers.GlobalAveragePooling2D()(keras.layers.ReLU()(h))
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(h))
     images = rng.integers(0, 256, (256, 28, 28, 1), dtype=np.uint8)
-    y = np.arange(256) % 10
     recipe = train.TrainConfig(epochs=2, batch_size=32, learning_rate=0.05, optimizer="sgd",
                                seed=0)
-    res = train.fit_stage(model, Path(sys.argv[1]), images, y, None, recipe, on_device=True,
-                          tensorboard=False)
-    kernel = res.model.layers[-1].get_weights()[0]
-    print(json.dumps({"distribution": parallel["distribution"],
-                      "devices": len(parallel["devices"]),
-                      "loss": [r["loss"] for r in res.history],
-                      "kernel": kernel.ravel()[:200].tolist()}))
+    res = train.fit_stage(model, Path(sys.argv[1]) / "device", images, y, None, recipe,
+                          on_device=True, tensorboard=False)
+    out["device"] = summary(res, res.model.layers[-1])
+    print(json.dumps(out))
     """
 )
 
 
-def train_on(tmp_path: Path, mode: str, script: str = SCRIPT) -> dict:
+def train_on(tmp_path: Path, mode: str) -> dict:
     env = {
         **os.environ,
         "KERAS_BACKEND": "jax",
@@ -82,7 +71,7 @@ def train_on(tmp_path: Path, mode: str, script: str = SCRIPT) -> dict:
         "JAX_PLATFORMS": "cpu",
     }
     out = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path / mode), mode],
+        [sys.executable, "-c", SCRIPT, str(tmp_path / mode), mode],
         capture_output=True,
         text=True,
         env=env,
@@ -92,27 +81,30 @@ def train_on(tmp_path: Path, mode: str, script: str = SCRIPT) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.fixture(scope="module")
+def one_and_two(tmp_path_factory) -> tuple[dict, dict]:
+    root = tmp_path_factory.mktemp("distribute")
+    return train_on(root, "off"), train_on(root, "on")
+
+
 @pytest.mark.slow
-def test_data_parallel_on_two_devices_matches_one(tmp_path):
+def test_data_parallel_on_two_devices_matches_one(one_and_two):
     import numpy as np
 
-    one = train_on(tmp_path, "off")
-    two = train_on(tmp_path, "on")
+    one, two = one_and_two
     assert one["distribution"] is None and one["devices"] == 2
     assert two["distribution"] == "DataParallel" and two["devices"] == 2
-    np.testing.assert_allclose(two["loss"], one["loss"], rtol=1e-4)
-    np.testing.assert_allclose(two["kernel"], one["kernel"], atol=1e-5)
+    np.testing.assert_allclose(two["mlp"]["loss"], one["mlp"]["loss"], rtol=1e-4)
+    np.testing.assert_allclose(two["mlp"]["kernel"], one["mlp"]["kernel"], atol=1e-5)
 
 
 @pytest.mark.slow
-def test_in_model_augmentation_on_two_devices_matches_one(tmp_path):
+def test_in_model_augmentation_on_two_devices_matches_one(one_and_two):
     import numpy as np
 
-    one = train_on(tmp_path, "off", DEVICE_SCRIPT)
-    two = train_on(tmp_path, "on", DEVICE_SCRIPT)
-    assert two["distribution"] == "DataParallel" and one["distribution"] is None
-    np.testing.assert_allclose(two["loss"], one["loss"], rtol=1e-4)
-    np.testing.assert_allclose(two["kernel"], one["kernel"], atol=1e-5)
+    one, two = one_and_two
+    np.testing.assert_allclose(two["device"]["loss"], one["device"]["loss"], rtol=1e-4)
+    np.testing.assert_allclose(two["device"]["kernel"], one["device"]["kernel"], atol=1e-5)
 
 
 def test_precision_and_batch_are_checked():

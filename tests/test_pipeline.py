@@ -158,33 +158,32 @@ def test_smoke_run_record(smoke_run, real_ds):
 
 @pytest.mark.slow
 def test_failed_notebook_is_kept_named_and_resumed_as_recorded(tmp_path):
-    # 0.999 is a valid fraction, but 2,000 images leave 2 for training: 02 fails inside.
-    args = ["--profile", "smoke", "-p", "VAL_FRACTION", "0.999", "--models", "mlp", "--quiet"]
-    out = cli("run", *args, "--runs-dir", str(tmp_path))
+    # A file that passes the plan's checks (it exists, it ends in .h5) but holds no weights:
+    # 02 runs, then 03 fails inside, when Keras opens the file.
+    weights = tmp_path / "not_weights.h5"
+    weights.write_bytes(b"not an HDF5 file")
+    args = ["--profile", "smoke", "--notebooks", "02_preprocessing,03_training"]
+    args += ["--models", "resnet50", "-p", "WEIGHTS", str(weights), "--quiet"]
+    runs = tmp_path / "runs"
+    out = cli("run", *args, "--runs-dir", str(runs))
     assert out.returncode == 1
-    assert "02_preprocessing failed in cell [" in out.stderr and "ValueError" in out.stderr
-    (run_dir,) = tmp_path.iterdir()
-    assert (run_dir / "02_preprocessing.ipynb").exists()
-    assert (run_dir / "01_eda.ipynb").exists()  # earlier work is kept
+    assert "03_training_resnet50 failed in cell [" in out.stderr, out.stderr[-3000:]
+    (run_dir,) = runs.iterdir()
+    assert (run_dir / "03_training_resnet50.ipynb").exists()
+    assert (run_dir / "02_preprocessing.ipynb").exists()  # earlier work is kept
     record = json.loads((run_dir / "run.json").read_text())
-    assert record["status"] == "failed" and record["failed_step"] == "02_preprocessing"
+    assert record["status"] == "failed" and record["failed_step"] == "03_training_resnet50"
 
-    # A resume re-plans from run.json: its profile, override and models, not the CLI defaults.
-    eda_mtime = (run_dir / "01_eda.ipynb").stat().st_mtime
+    # A resume re-plans from run.json: its profile, override, models and notebooks.
+    done_mtime = (run_dir / "02_preprocessing.ipynb").stat().st_mtime
     out = cli("run", "--resume", str(run_dir), "--quiet")
     assert out.returncode == 1, out.stderr[-3000:]
-    assert "01_eda: already done, skipped" in out.stdout
-    assert (run_dir / "01_eda.ipynb").stat().st_mtime == eda_mtime
+    assert "02_preprocessing: already done, skipped" in out.stdout
+    assert (run_dir / "02_preprocessing.ipynb").stat().st_mtime == done_mtime
     record = json.loads((run_dir / "run.json").read_text())
     assert record["profile"] == "smoke" and len(record["resumed"]) == 1
-    assert record["parameters"]["02_preprocessing"]["VAL_FRACTION"] == 0.999
-    assert list(record["parameters"]) == [
-        "01_eda",
-        "02_preprocessing",
-        "03_training_mlp",
-        "04_results",
-        "05_presentation",
-    ]
+    assert record["parameters"]["03_training_resnet50"]["WEIGHTS"] == str(weights)
+    assert list(record["parameters"]) == ["02_preprocessing", "03_training_resnet50"]
 
 
 def _recorded_run(run_dir: Path, **fields) -> Path:
@@ -211,9 +210,13 @@ def _recorded_run(run_dir: Path, **fields) -> Path:
         (["--profile", "default"], "recorded with --profile 'smoke', not 'default'"),
         (["-p", "EPOCHS", "20"], "recorded with -p {'SEED': '7'}, not {'EPOCHS': '20'}"),
         (["--models", "cnn"], "recorded with --models ['mlp'], not ['cnn']"),
+        (
+            ["--notebooks", "01_eda"],
+            "recorded with --notebooks ['02_preprocessing'], not ['01_eda']",
+        ),
     ],
 )
-def test_resume_refuses_a_different_profile_override_or_models(tmp_path, flags, message):
+def test_resume_refuses_a_different_profile_override_models_or_notebooks(tmp_path, flags, message):
     run_dir = _recorded_run(tmp_path / "r")
     out = cli("run", "--resume", str(run_dir), *flags)
     assert out.returncode == 2 and message in out.stderr, out.stderr
