@@ -57,8 +57,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("params", help="list every notebook parameter with its type and default")
 
+    runs = sub.add_parser("runs", help="list recent runs: status, wall time, best model")
+    runs.add_argument("--runs-dir", type=Path, help="parent folder of run folders (default runs/)")
+    runs.add_argument("--json", action="store_true", help="print JSON, for scripts")
+    runs.add_argument("--limit", type=int, default=20, help="newest N runs (0: all; default 20)")
+
+    ref = sub.add_parser(
+        "reference", help="make a finished run the committed reference (reports/reference_run)"
+    )
+    which = ref.add_mutually_exclusive_group(required=True)
+    which.add_argument("run_dir", nargs="?", type=Path, help="runs/<id> of a finished run")
+    which.add_argument("--latest", action="store_true", help="the newest finished run in runs/")
+
     data = sub.add_parser("data", help="find and verify the data files; exit 1 if unusable")
     data.add_argument("--quiet", action="store_true", help="print nothing on success")
+
+    predict = sub.add_parser("predict", help="classify image files with a run's saved model")
+    predict.add_argument("--run", type=Path, required=True, metavar="RUN_DIR", help="runs/<id>")
+    predict.add_argument("--model", help="models/NAME in the run (default: the run's best)")
+    predict.add_argument("--out", type=Path, metavar="FILE.csv", help="write here, not stdout")
+    predict.add_argument(
+        "files", nargs="+", metavar="FILE", help="IDX images (.gz or raw), CSV, or 28x28 PNG"
+    )
     return parser
 
 
@@ -72,10 +92,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "data":
         return check_data(args.quiet)
+    if args.command == "runs":
+        return list_runs(args.runs_dir, args.limit, args.json)
+    if args.command == "reference":
+        return make_reference(args.run_dir, args.latest)
     overrides = dict(getattr(args, "parameter", []))
     try:
         if args.command == "sweep":
             return run_sweep(args)
+        if args.command == "predict":
+            from fmnist_lib import predict
+
+            predict.predict_files(args.run, args.files, args.model, args.out)
+            return 0
         if args.command == "check":
             for step in pipeline.plan(args.profile, overrides):
                 print(f"{step.name}: {step.parameters}")
@@ -110,6 +139,35 @@ def run_sweep(args: argparse.Namespace) -> int:
     for point in failed:
         print(f"fmnist: point {point['id']} failed: {point['error']}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def list_runs(runs_dir: Path | None, limit: int, as_json: bool) -> int:
+    """Print the recent runs; 1 when the runs folder cannot be read."""
+    from fmnist_lib import catalog, config
+
+    root = (runs_dir or config.runs_dir()).resolve()
+    try:
+        print(catalog.show_runs(root, limit, as_json))
+    except OSError as exc:
+        print(f"fmnist: runs: cannot list {root}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def make_reference(run_dir: Path | None, latest: bool) -> int:
+    """Publish a finished run as the reference and re-execute 04 and 05 against it."""
+    from fmnist_lib import config, reference
+
+    try:
+        source = reference.latest_done(config.runs_dir()) if latest else run_dir
+        target = reference.publish(source)
+    except reference.ReferenceError as exc:
+        print(f"fmnist: reference: {exc}", file=sys.stderr)
+        return 1
+    print(f"==> {source.name} published to {target}")
+    for path in reference.refresh_notebooks(target):
+        print(f"==> re-executed {path.name} against it (its outputs are the reference run's)")
+    return 0
 
 
 def check_data(quiet: bool) -> int:

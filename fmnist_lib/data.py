@@ -53,6 +53,7 @@ DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 IDX_IMAGES_MAGIC = 0x00000803  # unsigned byte, 3 dimensions
 IDX_LABELS_MAGIC = 0x00000801  # unsigned byte, 1 dimension
 CSV_HEADER = ["label", *(f"pixel{i}" for i in range(1, N_PIXELS + 1))]
+CSV_PIXEL_HEADER = CSV_HEADER[1:]  # the unlabelled CSV form
 
 
 class DataError(ValueError):
@@ -156,6 +157,27 @@ def read_idx_gz(path: Path, kind: str, expected_md5: str | None = None) -> tuple
             "the file is corrupt or not the official release"
         )
     return data, md5
+
+
+def read_idx_images(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an IDX image file (idx3), gzip-compressed (`.gz`) or raw, as uint8 (n, 28, 28).
+
+    Raises:
+        DataError: a missing or unreadable file, a label file (idx1), or a corrupt header or body.
+    """
+    path = Path(path)
+    if path.suffix == ".gz":
+        raw = _read_gz(path)
+    else:
+        if not path.is_file():
+            raise DataError(f"{path}: file not found")
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise DataError(f"{path}: unreadable file ({exc.strerror})") from None
+    if int.from_bytes(raw[:4], "big") == IDX_LABELS_MAGIC and len(raw) >= 4:
+        raise DataError(f"{path}: an IDX label file (idx1), not images: pass an idx3 image file")
+    return parse_idx(raw, kind="images", source=str(path))
 
 
 def write_idx_gz(path: Path, array: np.ndarray) -> None:
@@ -310,6 +332,43 @@ def read_csv(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
             pixel (not 0..255), or a label outside 0..9. Nothing is coerced.
     """
     path = Path(path)
+    lines = _csv_lines(path)
+    header = _csv_header(lines)
+    if header != CSV_HEADER:
+        raise DataError(
+            f"{path}: wrong header: expected 'label,pixel1,...,pixel784' "
+            f"({len(CSV_HEADER)} columns), found {len(header)} columns starting "
+            f"{','.join(header[:3])!r}"
+        )
+    images, labels = _csv_rows(path, lines[1:], CSV_HEADER)
+    assert labels is not None  # the labelled header
+    return images, labels
+
+
+def read_csv_images(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read either CSV form into uint8 images (n, 28, 28) and labels (None when unlabelled).
+
+    The labelled form is Kaggle's (`label,pixel1,...,pixel784`, as `read_csv`); the unlabelled
+    form drops the label column (`pixel1,...,pixel784`). Both need their header row.
+
+    Raises:
+        DataError: a header that is neither form, or any fault `read_csv` refuses.
+    """
+    path = Path(path)
+    lines = _csv_lines(path)
+    header = _csv_header(lines)
+    if header not in (CSV_HEADER, CSV_PIXEL_HEADER):
+        raise DataError(
+            f"{path}: wrong header: expected 'label,pixel1,...,pixel784' (labelled, "
+            f"{len(CSV_HEADER)} columns) or 'pixel1,...,pixel784' (unlabelled, "
+            f"{len(CSV_PIXEL_HEADER)} columns), found {len(header)} columns starting "
+            f"{','.join(header[:3])!r}"
+        )
+    return _csv_rows(path, lines[1:], header)
+
+
+def _csv_lines(path: Path) -> list[str]:
+    """The lines of an ASCII file, trailing blank lines dropped; refuse a missing or empty one."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
@@ -323,29 +382,34 @@ def read_csv(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
         lines.pop()
     if not lines:
         raise DataError(f"{path}: empty file, expected header 'label,pixel1,...,pixel784'")
-    header = [h.strip() for h in lines[0].split(",")]
-    if header != CSV_HEADER:
-        raise DataError(
-            f"{path}: wrong header: expected 'label,pixel1,...,pixel784' "
-            f"({len(CSV_HEADER)} columns), found {len(header)} columns starting "
-            f"{','.join(header[:3])!r}"
-        )
-    rows = lines[1:]
+    return lines
+
+
+def _csv_header(lines: list[str]) -> list[str]:
+    return [h.strip() for h in lines[0].split(",")]
+
+
+def _csv_rows(
+    path: Path, rows: list[str], columns: list[str]
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Validate and parse the rows under `columns`: pixels, after a label when it leads."""
     if not rows:
         raise DataError(f"{path}: header only, no image rows")
     counts = np.fromiter((r.count(",") for r in rows), dtype=np.int64, count=len(rows))
-    bad = np.flatnonzero(counts != len(CSV_HEADER) - 1)
+    bad = np.flatnonzero(counts != len(columns) - 1)
     if bad.size:
         i = int(bad[0])
         raise DataError(
-            f"{path}: line {i + 2} has {counts[i] + 1} columns, expected {len(CSV_HEADER)}"
+            f"{path}: line {i + 2} has {counts[i] + 1} columns, expected {len(columns)}"
         )
-    table = _parse_int_table(path, rows)
-    labels, pixels = table[:, 0], table[:, 1:]
-    bad_label = np.flatnonzero((labels < 0) | (labels >= NUM_CLASSES))
-    if bad_label.size:
-        i = int(bad_label[0])
-        raise DataError(f"{path}: line {i + 2}: label {labels[i]} is outside 0..9")
+    table = _parse_int_table(path, rows, columns)
+    labelled = columns[0] == "label"
+    labels, pixels = (table[:, 0], table[:, 1:]) if labelled else (None, table)
+    if labels is not None:
+        bad_label = np.flatnonzero((labels < 0) | (labels >= NUM_CLASSES))
+        if bad_label.size:
+            i = int(bad_label[0])
+            raise DataError(f"{path}: line {i + 2}: label {labels[i]} is outside 0..9")
     bad_pix = np.argwhere((pixels < 0) | (pixels > 255))
     if bad_pix.size:
         i, j = (int(v) for v in bad_pix[0])
@@ -353,10 +417,10 @@ def read_csv(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
             f"{path}: line {i + 2}, column pixel{j + 1}: value {pixels[i, j]} is outside 0..255"
         )
     images = pixels.astype(np.uint8).reshape(-1, *IMAGE_SHAPE)
-    return images, labels.astype(np.uint8)
+    return images, None if labels is None else labels.astype(np.uint8)
 
 
-def _parse_int_table(path: Path, rows: list[str]) -> np.ndarray:
+def _parse_int_table(path: Path, rows: list[str], columns: list[str]) -> np.ndarray:
     """Parse comma-separated non-negative or negative integers, naming the first bad cell."""
     import pandas as pd
 
@@ -372,7 +436,7 @@ def _parse_int_table(path: Path, rows: list[str]) -> np.ndarray:
             engine="c",
         )
         table = frame.to_numpy()
-        if table.shape == (len(rows), len(CSV_HEADER)):
+        if table.shape == (len(rows), len(columns)):
             return table
     except (ValueError, OverflowError, pd.errors.ParserError):
         pass
@@ -381,7 +445,7 @@ def _parse_int_table(path: Path, rows: list[str]) -> np.ndarray:
             token = cell.strip()
             if not _INT.fullmatch(token.lstrip("-")):
                 what = "NaN" if token.lower() in {"nan", ""} else f"non-integer {token!r}"
-                raise DataError(f"{path}: line {i + 2}, column {CSV_HEADER[j]}: {what}")
+                raise DataError(f"{path}: line {i + 2}, column {columns[j]}: {what}")
     raise DataError(f"{path}: could not parse as integers")
 
 

@@ -361,7 +361,7 @@ def top_outliers(scores: pd.DataFrame, per_class: int) -> pd.DataFrame:
     )
 
 
-def mislabel_candidates(
+def neighbour_disagreements(
     scores: np.ndarray,
     labels: np.ndarray,
     outliers: pd.DataFrame,
@@ -371,9 +371,10 @@ def mislabel_candidates(
 ) -> pd.DataFrame:
     """Outliers (by either method) whose `k` nearest neighbours mostly carry another label.
 
-    Neighbours are searched in `scores` (the PCA space) among all images. An outlier looks
-    mislabelled when at least `vote` of its neighbours share one label other than its own.
-    Returns one row per such image (index: image), strongest vote first.
+    Neighbours are searched in `scores` (the PCA space) among all images. An outlier is listed
+    when at least `vote` of its neighbours share one label other than its own: it sits among
+    another class. That makes it ambiguous or atypical; whether its label is wrong takes a
+    person looking at it. Returns one row per such image (index: image), strongest vote first.
     """
     flagged = np.flatnonzero(
         (outliers["centroid z"] > threshold) | (outliers["reconstruction z"] > threshold)
@@ -401,6 +402,25 @@ def mislabel_candidates(
     combined = (table["centroid z"] + table["reconstruction z"]) / 2
     order = np.lexsort((-combined.to_numpy(), -table["vote"].to_numpy()))
     return table.iloc[order]
+
+
+def flagged_outliers(scores: pd.DataFrame, threshold: float) -> dict[str, np.ndarray]:
+    """Images flagged by either detector and by both (row positions of `scores`)."""
+    a = scores["centroid z"].to_numpy() > threshold
+    b = scores["reconstruction z"].to_numpy() > threshold
+    return {"either": np.flatnonzero(a | b), "both": np.flatnonzero(a & b)}
+
+
+def pixel_range_check(images: np.ndarray) -> dict[str, int]:
+    """The original talk's outlier check, on pixel values: images with a value outside 0-255,
+    with no ink at all, or of one flat grey level."""
+    flat = images.reshape(len(images), -1).astype(np.int64)
+    low, high = flat.min(axis=1), flat.max(axis=1)
+    return {
+        "out_of_range": int(((low < 0) | (high > 255)).sum()),
+        "blank": int((high == 0).sum()),
+        "flat": int(((high == low) & (high > 0)).sum()),
+    }
 
 
 # --- clustering --------------------------------------------------------------------
@@ -452,6 +472,16 @@ def merged_classes(table: pd.DataFrame, share: float) -> dict[str, list]:
         "split": member.columns[member.sum(axis=0) > 1].tolist(),
         "absorbed": [name for c, name in enumerate(table.columns) if c not in majority],
     }
+
+
+def recovered_classes(table: pd.DataFrame, share: float = 0.5) -> list[str]:
+    """Classes that k-means finds on its own: one cluster holds at least `share` of the class,
+    and the class is at least `share` of that cluster."""
+    counts = table.to_numpy().astype(float)
+    of_class = counts / counts.sum(axis=0, keepdims=True)
+    of_cluster = counts / counts.sum(axis=1, keepdims=True)
+    found = ((of_class >= share) & (of_cluster >= share)).any(axis=0)
+    return [name for name, hit in zip(table.columns, found, strict=True) if hit]
 
 
 def sample_indices(n: int, size: int, seed: int) -> np.ndarray:

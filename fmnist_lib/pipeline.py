@@ -334,11 +334,14 @@ def resumed_request(
 
 
 class _CellOutput(logging.Filter):
-    """Let through the notebook's own output lines, not papermill's bookkeeping."""
+    """Let through the notebook's own output lines, not papermill's bookkeeping, each without
+    the newline it ends with (the handler adds one)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        msg = record.getMessage()
-        return not msg.startswith(("Executing", "Ending Cell", "Input Notebook", "Output Notebook"))
+        msg = record.getMessage().rstrip("\n")
+        record.msg, record.args = msg, ()
+        bookkeeping = ("Executing", "Ending Cell", "Input Notebook", "Output Notebook")
+        return bool(msg) and not msg.startswith(bookkeeping)
 
 
 def _stream_cell_output(prefix: str) -> logging.Handler:
@@ -357,14 +360,19 @@ def _kernel_manager(log: Any) -> type:
 
     A kernel's process output is not the notebook's: it is the kernel application's log
     and native libraries' start-up lines, and on Ctrl-C the kernel's shutdown tracebacks.
-    Cell output still comes through papermill and into the executed notebook.
+    Cell output still comes through papermill and into the executed notebook. The kernel's
+    sockets are encrypted with CurveZMQ keys made here, where pyzmq and the kernel support it,
+    so ipykernel has no plain-text TCP to warn about.
     """
+    import zmq
     from jupyter_client import AsyncKernelManager
 
     class LoggedKernelManager(AsyncKernelManager):
         async def start_kernel(self, **kw: Any) -> None:
             kw.setdefault("stdout", log)
             kw.setdefault("stderr", log)
+            if zmq.has("curve"):
+                kw.setdefault("transport_encryption", "auto")  # plain TCP if the kernel can't
             await super().start_kernel(**kw)
 
     return LoggedKernelManager
@@ -416,6 +424,7 @@ def export_slides(run_dir: Path) -> str | None:
         return None
     deck = slides.export_deck(executed, run_dir / slides.DECK_FILE)
     print(f"fmnist: slides -> {deck}", flush=True)
+    slides.export_pdf(deck)  # slides.pdf beside it, or one line saying why not
     return deck.name
 
 
@@ -532,4 +541,6 @@ def execute_steps(
         seconds=round(earlier + time.perf_counter() - total, 2),
     )
     records.write_json(run_dir / "run.json", record)
-    print(f"fmnist: finished in {record['seconds']:.0f} s -> {run_dir}", flush=True)
+    from fmnist_lib import catalog  # it reads run folders, and imports this module
+
+    print("\n".join(catalog.summary_lines(run_dir, record)), flush=True)

@@ -1,14 +1,22 @@
-"""Figures for notebooks and slides: one `save_fig` helper, stable names, 150+ dpi."""
+"""Figures for notebooks and slides: one `save_fig` helper, stable names, 150+ dpi.
+
+One colour per class (`CLASS_COLORS`) in every figure. Figures meant for a 1280x720 slide are
+drawn inside `slide_style()` at the size they are shown (`SLIDE_PPI` pixels per inch), so
+their smallest text is at least 14 pt on the slide.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.ticker import MaxNLocator
 
 from fmnist_lib.data import CLASS_NAMES
 
@@ -16,6 +24,34 @@ DPI = 150
 STYLE = {"figure.dpi": 100, "savefig.dpi": DPI, "axes.titlesize": 11, "font.size": 10}
 plt.rcParams.update(STYLE)
 sns.set_theme(style="whitegrid", rc=STYLE)
+# One colour per class, in every figure and on every slide.
+CLASS_COLORS: dict[str, str] = dict(
+    zip(CLASS_NAMES, sns.color_palette("tab10", len(CLASS_NAMES)).as_hex(), strict=True)
+)
+SLIDE_PPI = 96  # CSS pixels per inch: a slide figure of w inches is shown w * 96 px wide
+SLIDE_WIDTH = 11.4  # inches of a full-width slide figure: 1094 px of the 1140 px content width
+SLIDE_RC = {
+    "font.size": 15,
+    "axes.titlesize": 16,
+    "axes.labelsize": 15,
+    "xtick.labelsize": 14,
+    "ytick.labelsize": 14,
+    "legend.fontsize": 14,
+    "legend.title_fontsize": 14,
+    "figure.titlesize": 17,
+}
+
+
+@contextmanager
+def slide_style() -> Iterator[None]:
+    """Draw the figures created inside for a slide: no text below 14 pt."""
+    with plt.rc_context(SLIDE_RC):
+        yield
+
+
+def _text_size(scale: float = 1.0) -> float:
+    """The current base font size (points), scaled."""
+    return float(plt.rcParams["font.size"]) * scale
 
 
 def figures_dir(run_dir: str | os.PathLike[str]) -> Path:
@@ -28,7 +64,8 @@ def figures_dir(run_dir: str | os.PathLike[str]) -> Path:
 def save_fig(fig: plt.Figure, fig_id: str, run_dir: str | os.PathLike[str]) -> Path:
     """Save `fig` as `figures/<fig_id>.png` (150 dpi) and `.svg`; return the PNG path."""
     folder = figures_dir(run_dir)
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:  # a figure that chose its own layout keeps it
+        fig.tight_layout()
     png = folder / f"{fig_id}.png"
     fig.savefig(png, dpi=DPI, bbox_inches="tight", facecolor="white")
     fig.savefig(folder / f"{fig_id}.svg", bbox_inches="tight", facecolor="white")
@@ -52,7 +89,7 @@ def image_grid(
             ax.imshow(images[i], cmap="gray_r", interpolation="nearest")
             if titles and titles[i]:
                 color = title_colors[i] if title_colors else "black"
-                ax.set_title(titles[i], fontsize=8, color=color, loc="left")
+                ax.set_title(titles[i], fontsize=_text_size(0.8), color=color, loc="left")
     return fig
 
 
@@ -70,48 +107,277 @@ def class_samples(images: np.ndarray, labels: np.ndarray, per_class: int = 8, se
             ax.set_xticks([])
             ax.set_yticks([])
             if j == 0:
-                ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+                ax.set_ylabel(name, rotation=0, ha="right", va="center", color=CLASS_COLORS[name])
     fig.suptitle("Sample images per class", y=1.0)
     return fig
 
 
-def class_distribution(counts: pd.DataFrame) -> plt.Figure:
-    """Side-by-side bars of images per class for each split (columns of `counts`)."""
-    fig, ax = plt.subplots(figsize=(9, 3.6))
-    counts.plot.bar(ax=ax, width=0.8)
-    ax.set_ylabel("images")
-    ax.set_xlabel("")
-    ax.set_title("Class distribution")
-    ax.tick_params(axis="x", rotation=30)
+def class_columns(
+    images: np.ndarray,
+    labels: np.ndarray,
+    per_class: int,
+    width: float = SLIDE_WIDTH,
+    seed: int = 0,
+) -> plt.Figure:
+    """`per_class` random images of each class, one column per class, named above in its colour."""
+    rng = np.random.default_rng(seed)
+    n = len(CLASS_NAMES)
+    cell = width / n
+    fig, axes = plt.subplots(
+        per_class, n, figsize=(width, per_class * cell + 0.5), squeeze=False, layout="constrained"
+    )
+    for c, name in enumerate(CLASS_NAMES):
+        idx = rng.choice(np.flatnonzero(labels == c), per_class, replace=False)
+        for r, i in enumerate(idx):
+            ax = axes[r, c]
+            ax.imshow(images[i], cmap="gray_r", interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_color(CLASS_COLORS[name])
+                spine.set_linewidth(2)
+        axes[0, c].set_title(
+            name.replace("/", "/\n"), color=CLASS_COLORS[name], fontsize=_text_size(0.95)
+        )
     return fig
 
 
-def training_curves(histories: dict[str, list[dict]]) -> plt.Figure:
-    """Accuracy and loss per epoch, train and validation, one column per model."""
+def class_strip(images: np.ndarray, labels: np.ndarray, rows: int = 2, seed: int = 0) -> plt.Figure:
+    """`rows` images of each class, one column per class, framed in the class colour: a title
+    slide's picture (no text)."""
+    rng = np.random.default_rng(seed)
+    n = len(CLASS_NAMES)
+    fig, axes = plt.subplots(
+        rows, n, figsize=(SLIDE_WIDTH, rows * SLIDE_WIDTH / n), squeeze=False, layout="constrained"
+    )
+    for c, name in enumerate(CLASS_NAMES):
+        for r, i in enumerate(rng.choice(np.flatnonzero(labels == c), rows, replace=False)):
+            ax = axes[r, c]
+            ax.imshow(images[i], cmap="gray", interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_color(CLASS_COLORS[name])
+                spine.set_linewidth(4)
+    return fig
+
+
+def accuracy_chart(
+    models: dict[str, tuple[float, float, float]],
+    anchors: dict[str, float],
+    size: tuple[float, float] = (SLIDE_WIDTH, 3.0),
+) -> plt.Figure:
+    """Each model's test accuracy as a dot with its interval (`name -> (acc, low, high)`),
+    against reference accuracies drawn as labelled vertical lines."""
+    fig, ax = plt.subplots(figsize=size)
+    names = list(models)
+    y = np.arange(len(names))[::-1]
+    acc = np.array([models[m][0] for m in names])
+    err = np.array([[models[m][0] - models[m][1], models[m][2] - models[m][0]] for m in names]).T
+    ax.errorbar(acc, y, xerr=err, fmt="o", ms=9, color="tab:blue", capsize=6, lw=2)
+    for value, yy in zip(acc, y, strict=True):
+        ax.annotate(
+            f"{value:.2%}", (value, yy), xytext=(0, 10), textcoords="offset points", ha="center"
+        )
+    for k, (label, value) in enumerate(sorted(anchors.items(), key=lambda item: item[1])):
+        ax.axvline(value, color="0.45", ls="--", lw=1.2)
+        ax.text(
+            value,
+            len(names) - 0.35 + 0.0 * k,
+            label,
+            rotation=0,
+            ha="center",
+            va="bottom",
+            color="0.3",
+        )
+    ax.set_yticks(y, names)
+    low = min(min(anchors.values(), default=1.0), float((acc - err[0]).min())) - 0.01
+    ax.set_xlim(low, 1.0)
+    ax.set_ylim(-0.6, len(names) + 0.1)
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    ax.set_xlabel("test accuracy")
+    ax.grid(axis="y", visible=False)
+    return fig
+
+
+def embedding_pair(
+    left: tuple[np.ndarray, np.ndarray, str],
+    right: tuple[np.ndarray, np.ndarray, str],
+    size: tuple[float, float] = (SLIDE_WIDTH, 4.6),
+) -> plt.Figure:
+    """Two 2-D embeddings side by side, each `(points, labels, title)`, coloured by class,
+    with one class legend for both."""
+    fig, axes = plt.subplots(1, 2, figsize=size, layout="constrained")
+    for ax, (points, labels, title) in zip(axes, (left, right), strict=True):
+        for c, name in enumerate(CLASS_NAMES):
+            pts = points[labels == c]
+            ax.scatter(
+                pts[:, 0],
+                pts[:, 1],
+                s=4,
+                alpha=0.7,
+                color=CLASS_COLORS[name],
+                label=name,
+                rasterized=True,
+            )
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(title)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside right center", markerscale=4, frameon=False)
+    return fig
+
+
+def class_distribution(counts: pd.DataFrame, size: tuple[float, float] = (9, 3.6)) -> plt.Figure:
+    """Bars of images per class (in the class's colour), one bar per split (columns of
+    `counts`, the first solid, the others lighter); the legend sits above the axes."""
+    fig, ax = plt.subplots(figsize=size)
+    width = 0.8 / len(counts.columns)
+    colors = [CLASS_COLORS.get(name, "0.5") for name in counts.index]
+    x = np.arange(len(counts))
+    for k, split in enumerate(counts.columns):
+        ax.bar(
+            x + (k - (len(counts.columns) - 1) / 2) * width,
+            counts[split],
+            width,
+            color=colors,
+            alpha=1.0 if k == 0 else 0.45,
+            edgecolor="0.25",
+            label=split,
+        )
+    ax.set_xticks(x, counts.index, rotation=30, ha="right")
+    ax.set_ylabel("images")
+    legend = ax.legend(
+        loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(counts.columns), frameon=False
+    )
+    for handle in legend.legend_handles:
+        handle.set_facecolor("0.45")
+    ax.grid(axis="x", visible=False)
+    return fig
+
+
+def _loss_cap(histories: dict[str, list[dict]]) -> float:
+    """The top of the shared loss axis: a spike far above the rest would squash it."""
+    values = [
+        v
+        for rows in histories.values()
+        for row in rows
+        for k, v in row.items()
+        if k.endswith("loss")
+    ]
+    if not values:
+        return 1.0
+    return float(min(max(values), 1.5 * np.percentile(values, 95))) * 1.05
+
+
+def training_curves(
+    histories: dict[str, list[dict]], size: tuple[float, float] | None = None
+) -> plt.Figure:
+    """Accuracy and loss per epoch, train and validation, one column per model.
+
+    Rows share their y range, epochs are whole numbers, a star marks the best validation
+    epoch, and a loss spike above the shared range is drawn at its top with its value.
+    """
     n = max(1, len(histories))
-    fig, axes = plt.subplots(2, n, figsize=(4.2 * n, 6), squeeze=False)
+    size = size or (4.2 * n, 6)
+    fig, axes = plt.subplots(2, n, figsize=size, squeeze=False, sharey="row")
+    cap = _loss_cap(histories)
     for col, (name, rows) in enumerate(histories.items()):
         frame = pd.DataFrame(rows)
-        x = np.arange(1, len(frame) + 1)
+        frame.index = np.arange(1, len(frame) + 1)
         for row, metric in enumerate(("accuracy", "loss")):
             ax = axes[row, col]
-            if metric in frame:
-                ax.plot(x, frame[metric], marker="o", ms=3, label="train")
-            if f"val_{metric}" in frame:
-                ax.plot(x, frame[f"val_{metric}"], marker="o", ms=3, label="validation")
-            ax.set_title(f"{name}: {metric}")
-            ax.set_xlabel("epoch")
-            ax.legend()
+            for key, label, color in (
+                (metric, "train", "tab:blue"),
+                (f"val_{metric}", "validation", "tab:orange"),
+            ):
+                if key not in frame:
+                    continue
+                series = frame[key].dropna()
+                shown = series.clip(upper=cap) if metric == "loss" else series
+                ax.plot(shown.index, shown, marker="o", ms=3, label=label, color=color)
+                for epoch, value in series[series > cap].items() if metric == "loss" else ():
+                    ax.plot(epoch, cap, marker="^", ms=9, color=color)
+                    ax.annotate(
+                        f"{value:.1f}",
+                        (epoch, cap),
+                        xytext=(4, -14),
+                        textcoords="offset points",
+                        color=color,
+                    )
+            if (
+                "val_accuracy" in frame
+                and metric == "accuracy"
+                and frame["val_accuracy"].notna().any()
+            ):
+                best = frame["val_accuracy"].idxmax()
+                ax.plot(
+                    best,
+                    frame.loc[best, "val_accuracy"],
+                    marker="*",
+                    ms=14,
+                    color="tab:red",
+                    label="best validation",
+                    ls="none",
+                )
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlim(0.5, max(len(frame), 1) + 0.5)
+            if row == 0:
+                ax.set_title(name)
+            if row == 1:
+                ax.set_xlabel("epoch")
+                ax.set_ylim(0, cap)
+            if col == 0:
+                ax.set_ylabel(metric)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    for ax in axes.ravel():  # the legend of the panel that has every line
+        h, lab = ax.get_legend_handles_labels()
+        if len(lab) > len(labels):
+            handles, labels = h, lab
+    fig.legend(
+        handles,
+        labels,
+        loc="lower center",
+        bbox_to_anchor=(0.5, 1.0),
+        ncol=len(labels),
+        frameon=False,
+    )
     return fig
 
 
-def confusion_heatmap(cm: pd.DataFrame, title: str, fmt: str = "d") -> plt.Figure:
-    """Annotated confusion-matrix heatmap."""
-    fig, ax = plt.subplots(figsize=(7.5, 6.2))
-    sns.heatmap(cm, annot=True, fmt=fmt, cmap="Blues", cbar=False, ax=ax, annot_kws={"size": 8})
+def confusion_heatmap(
+    cm: pd.DataFrame, title: str, fmt: str = "d", size: tuple[float, float] = (7.5, 6.2)
+) -> plt.Figure:
+    """Annotated confusion-matrix heatmap: mistakes shaded red, right answers in green."""
+    fig, ax = plt.subplots(figsize=size)
+    diagonal = np.eye(len(cm), dtype=bool)
+    sns.heatmap(
+        cm,
+        mask=diagonal,
+        annot=True,
+        fmt=fmt,
+        cmap="Reds",
+        cbar=False,
+        ax=ax,
+        annot_kws={"size": _text_size(0.85)},
+    )
+    for k, value in enumerate(np.diag(cm.to_numpy())):  # the right answers, unshaded
+        ax.text(
+            k + 0.5,
+            k + 0.5,
+            format(value, fmt),
+            ha="center",
+            va="center",
+            weight="bold",
+            fontsize=_text_size(0.85),
+            color="tab:green",
+        )
+    ax.grid(False)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
+    ax.tick_params(axis="x", rotation=35)
+    plt.setp(ax.get_xticklabels(), ha="right")
     return fig
 
 
@@ -139,10 +405,12 @@ def reliability_diagram(table: pd.DataFrame, ece: float, title: str) -> plt.Figu
 # --- exploratory analysis (01_eda) -------------------------------------------------
 
 
-def class_mean_std(means: np.ndarray, stds: np.ndarray) -> plt.Figure:
+def class_mean_std(
+    means: np.ndarray, stds: np.ndarray, size: tuple[float, float] | None = None
+) -> plt.Figure:
     """Mean image (top row) and standard-deviation image (bottom row) of each class."""
     n = len(means)
-    fig, axes = plt.subplots(2, n, figsize=(n * 1.25, 3.2))
+    fig, axes = plt.subplots(2, n, figsize=size or (n * 1.25, 3.2))
     for c in range(n):
         for row, (stack, cmap) in enumerate(((means, "gray_r"), (stds, "magma"))):
             ax = axes[row, c]
@@ -150,9 +418,13 @@ def class_mean_std(means: np.ndarray, stds: np.ndarray) -> plt.Figure:
             ax.set_xticks([])
             ax.set_yticks([])
             ax.grid(False)
-        axes[0, c].set_title(CLASS_NAMES[c], fontsize=9)
-    axes[0, 0].set_ylabel("mean", fontsize=10)
-    axes[1, 0].set_ylabel("std", fontsize=10)
+        axes[0, c].set_title(
+            CLASS_NAMES[c].replace("/", "/\n"),
+            fontsize=_text_size(0.9),
+            color=CLASS_COLORS[CLASS_NAMES[c]],
+        )
+    axes[0, 0].set_ylabel("mean")
+    axes[1, 0].set_ylabel("std")
     fig.suptitle("Mean and standard deviation of each pixel, per class", y=1.0)
     return fig
 
@@ -218,7 +490,7 @@ def captioned_tiles(
         color = colors[k] if colors else "black"
         ax.text(x, y, caption, ha="center", va="top", fontsize=fontsize, color=color)
     for row, name in enumerate(row_names or []):
-        ax.text(-3, row * (h + gap_y) + h / 2, name, ha="right", va="center", fontsize=9)
+        ax.text(-3, row * (h + gap_y) + h / 2, name, ha="right", va="center", fontsize=fontsize + 1)
     return fig
 
 
@@ -289,11 +561,16 @@ def explained_variance(ratio: np.ndarray, kept: int) -> plt.Figure:
 def embedding_scatter(embedding: np.ndarray, labels: np.ndarray, title: str) -> plt.Figure:
     """A 2-D embedding coloured by class, with the class legend outside the axes."""
     fig, ax = plt.subplots(figsize=(8, 6.2))
-    palette = sns.color_palette("tab10", len(CLASS_NAMES))
     for c, name in enumerate(CLASS_NAMES):
         pts = embedding[labels == c]
         ax.scatter(
-            pts[:, 0], pts[:, 1], s=3, alpha=0.6, color=palette[c], label=name, rasterized=True
+            pts[:, 0],
+            pts[:, 1],
+            s=3,
+            alpha=0.6,
+            color=CLASS_COLORS[name],
+            label=name,
+            rasterized=True,
         )
     ax.set_xticks([])
     ax.set_yticks([])
@@ -302,9 +579,11 @@ def embedding_scatter(embedding: np.ndarray, labels: np.ndarray, title: str) -> 
     return fig
 
 
-def contingency_heatmap(table: pd.DataFrame, title: str) -> plt.Figure:
+def contingency_heatmap(
+    table: pd.DataFrame, title: str, size: tuple[float, float] = (9, 6.2)
+) -> plt.Figure:
     """Annotated cluster-by-class counts, shaded by each class's share in the cluster."""
-    fig, ax = plt.subplots(figsize=(9, 6.2))
+    fig, ax = plt.subplots(figsize=size)
     shares = table / table.sum(axis=0)
     sns.heatmap(
         shares,
@@ -313,7 +592,7 @@ def contingency_heatmap(table: pd.DataFrame, title: str) -> plt.Figure:
         cmap="Blues",
         cbar_kws={"label": "share of class"},
         ax=ax,
-        annot_kws={"size": 8},
+        annot_kws={"size": _text_size(0.8)},
     )
     ax.set_xlabel("true class")
     ax.set_ylabel("k-means cluster (majority class)")
@@ -333,7 +612,15 @@ def confusion_pair(counts: pd.DataFrame, normalised: pd.DataFrame, title: str) -
         (axes[0], counts, "d", "counts"),
         (axes[1], normalised, ".2f", "share of each true class"),
     ):
-        sns.heatmap(cm, annot=True, fmt=fmt, cmap="Blues", cbar=False, ax=ax, annot_kws={"size": 8})
+        sns.heatmap(
+            cm,
+            annot=True,
+            fmt=fmt,
+            cmap="Blues",
+            cbar=False,
+            ax=ax,
+            annot_kws={"size": _text_size(0.8)},
+        )
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_title(name)
@@ -350,12 +637,16 @@ def prediction_panels(
     top_classes: list[list[str]],
     top_probs: np.ndarray,
     ncols: int = 5,
+    size: tuple[float, float] | None = None,
 ) -> plt.Figure:
     """Each test image over a bar chart of its top-k probabilities (green: the true class)."""
     n = len(images)
     nrows = max(1, -(-n // ncols))
     fig, axes = plt.subplots(
-        2 * nrows, ncols, figsize=(ncols * 2.6, nrows * 4.2), height_ratios=[1.6, 1] * nrows
+        2 * nrows,
+        ncols,
+        figsize=size or (ncols * 2.6, nrows * 4.2),
+        height_ratios=[1.6, 1] * nrows,
     )
     axes = np.atleast_2d(axes)
     for k in range(nrows * ncols):
@@ -367,100 +658,73 @@ def prediction_panels(
             continue
         ax_img.imshow(images[k], cmap="gray_r", interpolation="nearest")
         ok = top_classes[k][0] == true[k]
-        ax_img.set_title(f"true: {true[k]}", fontsize=9, color="black" if ok else "tab:red")
+        ax_img.set_title(true[k], fontsize=_text_size(0.95), color="black" if ok else "tab:red")
         labels = top_classes[k][::-1]
         colors = ["tab:green" if c == true[k] else "tab:gray" for c in labels]
         ax_bar.barh(labels, top_probs[k][::-1], color=colors)
         ax_bar.set_xlim(0, 1)
-        ax_bar.tick_params(labelsize=8)
-        ax_bar.set_xticks([0, 0.5, 1])
+        ax_bar.tick_params(labelsize=_text_size(0.85))
+        ax_bar.set_xticks([0, 1], ["0", "1"])
         ax_bar.grid(axis="y", visible=False)
     return fig
 
 
-def system_design(
-    notebooks: list[str],
-    modules: list[str],
-    uses: dict[str, list[str]],
-    tests: dict[str, list[str]],
-    artifacts: list[str],
-) -> plt.Figure:
-    """Data flow: profile -> papermill -> notebooks -> run folder, the modules and tests behind.
+def system_flow(stages: list[dict], size: tuple[float, float] = (SLIDE_WIDTH, 5.6)) -> plt.Figure:
+    """The ML system as boxes and arrows, left to right in rows, each box a stage.
 
     Args:
-        notebooks: notebook names in run order.
-        modules: `fmnist_lib` module names.
-        uses: notebook -> the modules it imports.
-        tests: test file -> the modules it imports.
-        artifacts: what a run folder holds.
+        stages: dicts with `title`, `lines` (a few short lines), `row` (0 = top), `kind`
+            (`data`, `step`, `artifact`, `serve` or `watch`: the box colour) and optionally
+            `to` (titles of the stages it feeds; default: the next stage in its row).
+        size: figure size in inches.
     """
-    fig, ax = plt.subplots(figsize=(13, 7.2))
-    ax.set_xlim(0, 13)
-    ax.set_ylim(0, 7.2)
+    colors = {
+        "data": "#fde9c9",
+        "step": "#dbe8f6",
+        "artifact": "#e2f0d9",
+        "serve": "#f4dede",
+        "watch": "#eeeeee",
+    }
+    rows = sorted({s["row"] for s in stages})
+    fig, ax = plt.subplots(figsize=size)
+    ax.set_xlim(0, size[0])
+    ax.set_ylim(0, size[1])
     ax.axis("off")
-
-    def box(x, y, text, color, w=1.7, h=0.5, size=9):
-        ax.add_patch(
-            plt.Rectangle((x - w / 2, y - h / 2), w, h, facecolor=color, edgecolor="0.3", lw=1)
-        )
-        ax.text(x, y, text, ha="center", va="center", fontsize=size)
-
-    def arrow(x0, y0, x1, y1, color="0.35", lw=1.2, alpha=1.0):
-        ax.annotate(
-            "",
-            (x1, y1),
-            (x0, y0),
-            arrowprops={"arrowstyle": "->", "color": color, "lw": lw, "alpha": alpha},
-        )
-
-    # Top lane: how a run is driven.
-    box(1.2, 6.5, "params/*.yaml\nprofile", "#fde9c9", h=0.7)
-    box(3.4, 6.5, "python -m fmnist_lib run\n(pipeline, papermill)", "#fde9c9", w=2.4, h=0.7)
-    arrow(2.05, 6.5, 2.2, 6.5)
-    box(11.4, 6.5, "runs/<id>/", "#e2f0d9", h=0.7)
-    # Middle lane: the notebooks in run order, executed into the run folder.
-    xs = np.linspace(1.2, 9.0, len(notebooks))
-    for x, name in zip(xs, notebooks, strict=True):
-        box(x, 4.9, f"{name}.ipynb", "#dbe8f6", w=1.75)
-    for x0, x1 in zip(xs[:-1], xs[1:], strict=True):
-        arrow(x0 + 0.88, 4.9, x1 - 0.88, 4.9)
-    arrow(3.4, 6.15, xs[0], 5.15)
-    ax.text(
-        6.4,
-        5.55,
-        "executed in order by papermill, each into the run folder",
-        fontsize=9,
-        ha="center",
-        style="italic",
-        color="0.3",
-    )
-    arrow(xs[-1] + 0.88, 4.9, 10.5, 6.3)
-    for i, name in enumerate(artifacts):
-        ax.text(11.4, 5.95 - i * 0.33, name, ha="center", va="center", fontsize=8.5)
-    # Bottom lane: the library modules, with the notebooks that import them.
-    mx = np.linspace(0.8, 12.2, len(modules))
-    where = dict(zip(modules, mx, strict=True))
-    for x, name in zip(mx, modules, strict=True):
-        box(x, 2.6, name, "#eeeeee", w=1.0, h=0.45, size=8.5)
-    ax.text(0.3, 3.05, "fmnist_lib", fontsize=10, weight="bold", ha="left")
-    for x, name in zip(xs, notebooks, strict=True):
-        for module in uses.get(name, []):
-            if module in where:
-                arrow(x, 4.65, where[module], 2.83, color="tab:blue", lw=0.8, alpha=0.35)
-    # Tests: each file under the module it checks.
-    tx = np.linspace(0.8, 12.2, max(1, len(tests)))
-    for x, (name, imported) in zip(tx, tests.items(), strict=False):
-        box(x, 0.8, name, "#f4dede", w=1.15, h=0.45, size=7.5)
-        for module in imported:
-            if module in where:
-                arrow(x, 1.03, where[module], 2.37, color="tab:red", lw=0.8, alpha=0.35)
-    ax.text(
-        0.3,
-        0.2,
-        "tests/ (pytest; nbval re-runs the notebooks; make test)",
-        fontsize=9,
-        ha="left",
-        color="0.3",
-    )
-    ax.set_title("How data and code flow through the project", fontsize=13)
+    row_h = size[1] / len(rows)
+    where: dict[str, tuple[float, float, float, float]] = {}
+    for r in rows:
+        in_row = [s for s in stages if s["row"] == r]
+        w = size[0] / len(in_row)
+        for k, stage in enumerate(in_row):
+            x0, y0 = k * w + 0.12, size[1] - (r + 1) * row_h + 0.25
+            bw, bh = w - 0.55, row_h - 0.5
+            where[stage["title"]] = (x0, y0, bw, bh)
+            ax.add_patch(
+                plt.Rectangle(
+                    (x0, y0), bw, bh, facecolor=colors[stage["kind"]], edgecolor="0.35", lw=1.2
+                )
+            )
+            ax.text(x0 + 0.1, y0 + bh - 0.12, stage["title"], ha="left", va="top", weight="bold")
+            ax.text(
+                x0 + 0.1,
+                y0 + bh - 0.5,
+                "\n".join(stage["lines"]),
+                ha="left",
+                va="top",
+                fontsize=_text_size(14 / 15),
+                linespacing=1.25,
+            )
+    for r in rows:
+        in_row = [s for s in stages if s["row"] == r]
+        for k, stage in enumerate(in_row):
+            targets = stage.get("to", [in_row[k + 1]["title"]] if k + 1 < len(in_row) else [])
+            for target in targets:
+                x0, y0, bw, bh = where[stage["title"]]
+                x1, y1, _, bh1 = where[target]
+                same_row = abs(y1 - y0) < 1e-6
+                start = (x0 + bw, y0 + bh / 2) if same_row else (x0 + bw / 2, y0)
+                end = (x1, y1 + bh1 / 2) if same_row else (x1 + 0.3, y1 + bh1)
+                ax.annotate(
+                    "", end, start, arrowprops={"arrowstyle": "-|>", "color": "0.3", "lw": 1.6}
+                )
     return fig

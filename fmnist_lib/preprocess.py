@@ -129,24 +129,27 @@ def load_split(run_dir: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], 
     return split, std
 
 
+def prepare(model: str, images: np.ndarray, standardizer: Standardizer) -> np.ndarray:
+    """uint8 images (n, 28, 28) as `model` takes them: standardised (mlp), with a channel
+    (cnn), or raw uint8 pixels with a channel (resnet50)."""
+    if model == "resnet50":
+        return np.asarray(images, dtype=np.uint8)[..., None]
+    if model == "cnn":
+        return standardizer(images)[..., None]
+    return standardizer(images)
+
+
 def model_inputs(
     model: str, ds, split: dict[str, np.ndarray], standardizer: Standardizer
 ) -> dict[str, np.ndarray]:
-    """Arrays for `model`: standardised 28x28 (mlp), with a channel (cnn), or raw uint8
-    pixels with a channel (resnet50, which resizes and normalises inside the model)."""
+    """The train, validation and test images prepared for `model` (`prepare`; resnet50
+    resizes and normalises inside the model), and their labels."""
     raw = {
         "train": ds.x_train[split["train"]],
         "val": ds.x_train[split["val"]],
         "test": ds.x_test[split["test"]],
     }
-    out: dict[str, np.ndarray] = {}
-    for part, images in raw.items():
-        if model == "resnet50":
-            out[f"x_{part}"] = np.asarray(images, dtype=np.uint8)[..., None]
-        elif model == "cnn":
-            out[f"x_{part}"] = standardizer(images)[..., None]
-        else:
-            out[f"x_{part}"] = standardizer(images)
+    out = {f"x_{part}": prepare(model, images, standardizer) for part, images in raw.items()}
     out["y_train"] = ds.y_train[split["train"]]
     out["y_val"] = ds.y_train[split["val"]]
     out["y_test"] = ds.y_test[split["test"]]

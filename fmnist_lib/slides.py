@@ -2,27 +2,29 @@
 
 `export_deck` turns the executed presentation notebook into `slides.html` with nbconvert's
 slides exporter and a template of ours that inlines reveal.js (vendored from npm, see
-`static/reveal.js/README.md`), so the deck opens from `file://` with no network.
+`static/reveal.js/README.md`), so the deck opens from `file://` with no network. Cells whose
+slide type is "notes" become speaker notes (press S in the deck for the speaker view), and
+`print_pdf` prints the deck as `slides.pdf` in headless Chromium, one 1280×720 page a slide.
 """
 
 from __future__ import annotations
 
-import ast
 import base64
 import html
 import os
-import pkgutil
 import re
+import shutil
 from pathlib import Path
 
 import nbformat
 
-from fmnist_lib import config
-
 STATIC = Path(__file__).resolve().parent / "static"
 REVEAL_DIR = STATIC / "reveal.js"
 TEMPLATE_DIR = STATIC / "offline_reveal"
+NOTES_JS = REVEAL_DIR / "plugin" / "notes" / "notes.js"
 DECK_FILE = "slides.html"
+PDF_FILE = "slides.pdf"
+SLIDE_SIZE = (1280, 720)  # the deck's width and height in CSS px, and the PDF's page size
 PRESENTATION = "05_presentation"
 SLIDE_STARTS = ("slide", "subslide")
 # Anything the browser would fetch: src/href attributes, CSS url(...) and @import.
@@ -31,16 +33,114 @@ _REMOTE = re.compile(
     re.IGNORECASE,
 )
 DECK_CSS = """
+/* The deck's typography, in CSS px of the 1280x720 slide (= screen px at scale 1): nothing
+   below 16 px. One font (the theme's Source Sans Pro, inlined), one restrained accent. */
+:root {
+    --deck-accent: #1d5f8a;
+    --deck-ink: #1f2328;
+    --deck-muted: #57606a;
+    --deck-font: "Source Sans Pro", Helvetica, Arial, sans-serif;
+    --deck-padding: 36px 64px 28px;
+    --r-main-font: var(--deck-font);
+    --r-heading-font: var(--deck-font);
+    --r-main-color: var(--deck-ink);
+    --r-heading-color: var(--deck-ink);
+    --r-link-color: var(--deck-accent);
+    --jp-content-font-family: var(--deck-font);
+    --jp-ui-font-family: var(--deck-font);
+    --jp-content-font-color1: var(--deck-ink);
+    --jp-content-font-size1: 24px;
+    --jp-ui-font-size1: 18px;
+    --jp-code-font-size: 18px;
+}
 .reveal .slides { text-align: left; }
-.reveal h1 { font-size: 1.9em; }
-.reveal h2 { font-size: 1.35em; margin-bottom: 0.4em; }
-.reveal .slides section { font-size: 0.7em; }
-.reveal h1, .reveal h2 { text-transform: none; }
-.reveal img.deck-figure { display: block; margin: 0.2em auto; max-width: 100%; }
-.reveal table { font-size: 0.8em; margin: 0.3em auto; }
-.reveal table td, .reveal table th { padding: 0.15em 0.5em; }
+.reveal .slides > section:not(.stack), .reveal .slides > section > section {
+    box-sizing: border-box;
+    min-height: 100%;
+    padding: var(--deck-padding);
+    font-size: 24px;
+    line-height: 1.35;
+}
+.reveal .jp-Cell, .reveal .jp-Cell-inputWrapper, .reveal .jp-Cell-outputWrapper,
+.reveal .jp-OutputArea-output, .reveal .jp-RenderedHTMLCommon { padding: 0; margin: 0; }
 .reveal .jp-OutputArea-output { overflow: visible; }
-.reveal .deck-note { color: #666; font-size: 0.85em; }
+.reveal .jp-RenderedHTMLCommon { font-size: 24px; line-height: 1.35; color: var(--deck-ink); }
+.reveal .jp-RenderedHTMLCommon p, .reveal .jp-RenderedHTMLCommon ul,
+.reveal .jp-RenderedHTMLCommon ol { margin: 0 0 0.5em; }
+.reveal .jp-RenderedHTMLCommon li { margin: 0.15em 0; }
+.reveal h1, .reveal h2, .reveal h3, .reveal .jp-RenderedHTMLCommon h1,
+.reveal .jp-RenderedHTMLCommon h2, .reveal .jp-RenderedHTMLCommon h3 {
+    font-family: var(--deck-font);
+    text-transform: none;
+    letter-spacing: 0;
+    line-height: 1.15;
+    color: var(--deck-ink);
+    margin: 0 0 0.45em;
+}
+.reveal h1, .reveal .jp-RenderedHTMLCommon h1 { font-size: 52px; font-weight: 600; }
+.reveal h2, .reveal .jp-RenderedHTMLCommon h2 {
+    font-size: 36px;
+    font-weight: 600;
+    padding-bottom: 0.2em;
+    border-bottom: 3px solid var(--deck-accent);
+}
+.reveal h3, .reveal .jp-RenderedHTMLCommon h3 { font-size: 28px; font-weight: 600; }
+.reveal strong, .reveal b { font-weight: 600; }
+.reveal code, .reveal .jp-RenderedHTMLCommon code { font-size: 0.9em; }
+.reveal table, .reveal .jp-RenderedHTMLCommon table {
+    font-size: 18px;
+    margin: 0.3em 0 0.6em;
+    border-collapse: collapse;
+}
+.reveal table td, .reveal table th { padding: 0.2em 0.6em; font-size: 18px; }
+.reveal table thead th { border-bottom: 2px solid var(--deck-ink); }
+.reveal table tbody th { text-align: left; }
+.reveal img.deck-figure { display: block; margin: 0.2em auto; max-width: 100%; }
+.reveal .deck-note, .reveal .deck-note code { color: var(--deck-muted); font-size: 18px; }
+.reveal .deck-verdict {
+    border-left: 6px solid var(--deck-accent);
+    padding: 0.3em 0.7em;
+    background: #f2f6f9;
+    margin: 0.4em 0;
+}
+/* Title slide: a block that fills the slide, its heading on an accent rule, a strip of
+   sample images (pixelated: 28x28 images stay crisp when scaled up) and a greeting. */
+.reveal .deck-title {
+    display: flex;
+    flex-direction: column;
+    justify-content: center;
+    min-height: 600px;
+    gap: 0.4em;
+}
+.reveal .deck-title h1 {
+    font-size: 60px;
+    border-left: 10px solid var(--deck-accent);
+    padding-left: 0.35em;
+    margin: 0;
+}
+.reveal .deck-title .deck-subtitle { font-size: 30px; color: var(--deck-muted); margin: 0; }
+.reveal .deck-title img.deck-strip {
+    display: block;
+    width: 100%;
+    max-height: 180px;
+    object-fit: contain;
+    object-position: left;
+    image-rendering: pixelated;
+    margin: 0.5em 0;
+}
+.reveal .deck-title .deck-greeting { font-size: 26px; margin: 0; }
+.reveal .slide-number, .reveal .slide-number-pdf {
+    font-family: var(--deck-font);
+    font-size: 16px;
+    color: var(--deck-muted);
+    background: none;
+}
+/* ?print-pdf: reveal's print CSS zeroes the slides' padding, and breaks the page after the
+   last slide too (a blank last page in Chromium). Each page is contained, or Chromium moves
+   an image that reaches its bottom edge onto the next page, where the page's clip hides it. */
+html.print-pdf .reveal .slides section:not(.stack) { padding: var(--deck-padding) !important; }
+html.print-pdf .reveal .slides .pdf-page { contain: strict; }
+html.print-pdf .reveal .slides .pdf-page:last-child { page-break-after: auto !important; }
 """
 
 
@@ -60,67 +160,38 @@ def figure_html(run_dir: str | os.PathLike[str], fig_id: str, max_height: int = 
     )
 
 
+def place_figure(fig, fig_id: str, run_dir: str | os.PathLike[str]) -> str:
+    """Save a figure drawn for a slide into the run (`plots.save_fig`), close it, and return it
+    as HTML at the size it was drawn (`slide_figure`)."""
+    import matplotlib.pyplot as plt
+
+    from fmnist_lib import plots
+
+    plots.save_fig(fig, fig_id, run_dir)
+    plt.close(fig)
+    return slide_figure(run_dir, fig_id)
+
+
+def slide_figure(run_dir: str | os.PathLike[str], fig_id: str) -> str:
+    """A figure drawn for the slide (`plots.slide_style`), embedded at the size it was drawn:
+    its PNG's pixels at `plots.DPI`, shown at `plots.SLIDE_PPI`, so 14 pt stays 14 pt."""
+    from fmnist_lib import plots
+
+    path = Path(run_dir) / "figures" / f"{fig_id}.png"
+    if not path.is_file():
+        return figure_html(run_dir, fig_id)
+    width = int.from_bytes(path.read_bytes()[16:20], "big")  # the PNG header's IHDR width
+    shown = round(width * plots.SLIDE_PPI / plots.DPI)
+    return figure_html(run_dir, fig_id).replace(
+        'style="max-height: 560px"', f'style="width: {shown}px; max-width: none"'
+    )
+
+
 def count_slides(notebook: nbformat.NotebookNode) -> int:
     """Slides the deck will have: cells that start a slide or a sub-slide."""
     return sum(
         c.metadata.get("slideshow", {}).get("slide_type") in SLIDE_STARTS for c in notebook.cells
     )
-
-
-# --- the system-design diagram, read from the code itself -------------------------------
-
-
-def library_modules() -> list[str]:
-    """The modules of `fmnist_lib`, by name (without `__main__`)."""
-    package = Path(__file__).resolve().parent
-    return sorted(
-        m.name for m in pkgutil.iter_modules([str(package)]) if not m.name.startswith("_")
-    )
-
-
-def imported_modules(source: str) -> list[str]:
-    """`fmnist_lib` modules imported by Python source (`from fmnist_lib import a, b`)."""
-    found: list[str] = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.ImportFrom) and node.module == "fmnist_lib":
-            found += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("fmnist_lib."):
-            found.append(node.module.split(".")[1])
-    return sorted(set(found))
-
-
-def notebook_imports(name: str) -> list[str]:
-    """`fmnist_lib` modules a notebook imports."""
-    nb = nbformat.read(config.NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4)
-    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    code = "\n".join(ln for ln in code.splitlines() if not ln.lstrip().startswith(("%", "!")))
-    return imported_modules(code)
-
-
-def imports_of_tests(tests_dir: Path | None = None) -> dict[str, list[str]]:
-    """Test file stem -> the `fmnist_lib` modules it imports."""
-    tests_dir = tests_dir or config.PROJ_ROOT / "tests"
-    return {p.stem: imported_modules(p.read_text()) for p in sorted(tests_dir.glob("test_*.py"))}
-
-
-def project_map() -> dict:
-    """Notebooks, modules and who imports what: the input of `plots.system_design`."""
-    from fmnist_lib import pipeline
-
-    notebooks = list(pipeline.NOTEBOOKS)
-    return {
-        "notebooks": notebooks,
-        "modules": library_modules(),
-        "uses": {nb: notebook_imports(nb) for nb in notebooks},
-        "tests": imports_of_tests(),
-        "artifacts": [
-            "*.ipynb (executed)",
-            "figures/ (PNG + SVG)",
-            "metrics.json, run.json",
-            "models/<model>/",
-            DECK_FILE,
-        ],
-    }
 
 
 # --- export -------------------------------------------------------------------------------
@@ -144,7 +215,7 @@ def _inline_fonts(css: str, folder: Path) -> str:
 
 
 def offline_resources(theme: str = "white") -> dict[str, str]:
-    """reveal.js, its CSS and the theme (fonts inlined) as strings for the template."""
+    """reveal.js, its notes plugin, CSS, theme (fonts inlined) and slide size for the template."""
     dist = REVEAL_DIR / "dist"
     theme_css = (dist / "theme" / f"{theme}.css").read_text()
 
@@ -159,8 +230,16 @@ def offline_resources(theme: str = "white") -> dict[str, str]:
         "reveal_js": _defang_comments((dist / "reveal.js").read_text(), first_only=True).replace(
             "</script", "<\\/script"
         ),
+        "notes_js": _defang_js(NOTES_JS.read_text()),
         "deck_css": DECK_CSS,
+        "width": str(SLIDE_SIZE[0]),
+        "height": str(SLIDE_SIZE[1]),
     }
+
+
+def _defang_js(js: str) -> str:
+    """JS that is safe inside <script> and names no URL scheme (`:/\\/` is `://` in a JS string)."""
+    return js.replace("</script", "<\\/script").replace("://", ":/\\/")
 
 
 def _defang_comments(css_or_js: str, first_only: bool = False) -> str:
@@ -224,3 +303,98 @@ def export_deck(notebook: str | os.PathLike[str], out: str | os.PathLike[str]) -
     out = Path(out)
     out.write_text(body, encoding="utf-8")
     return out
+
+
+# --- the deck as a PDF, printed by headless Chromium --------------------------------------
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Chromium with everything that talks to the network off.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-default-apps",
+    "--disable-domain-reliability",
+    "--metrics-recording-only",
+    "--no-pings",
+]
+# reveal.js fires `pdf-ready` on its element once `?print-pdf` has laid out the pages.
+_PDF_READY_JS = (
+    "document.addEventListener('pdf-ready', () => { window.fmnistPdfReady = true; }, true)"
+)
+
+_DECODED_JS = (
+    "Promise.all([document.fonts.ready, ...[...document.images].map(i => i.decode())])"
+    ".then(() => true)"
+)
+
+
+class BrowserMissing(RuntimeError):
+    """No headless Chromium to drive: Playwright or Debian's chromium is not installed."""
+
+
+def browser_missing() -> str | None:
+    """Why the deck cannot be printed on this machine, or None when it can."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "Playwright is not installed (pip install -e '.[test]')"
+    if not Path(CHROMIUM).is_file():
+        return f"no chromium at {CHROMIUM} (make browser, as root)"
+    return None
+
+
+def print_pdf(deck: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> Path:
+    """Print a deck with reveal's `?print-pdf` layout: one 1280×720 page per slide, no notes.
+
+    Raises:
+        BrowserMissing: Playwright or chromium is not installed.
+        RuntimeError: Chromium could not open or print the deck (the message names the file).
+    """
+    missing = browser_missing()
+    if missing:
+        raise BrowserMissing(missing)
+    from playwright.sync_api import Error, sync_playwright
+
+    deck = Path(deck).resolve()
+    out = Path(out) if out is not None else deck.with_name(PDF_FILE)
+    width, height = SLIDE_SIZE
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": width, "height": height})
+                page.add_init_script(_PDF_READY_JS)
+                page.goto(deck.as_uri() + "?print-pdf", wait_until="load")
+                page.wait_for_function("window.fmnistPdfReady === true", timeout=60_000)
+                # Chromium prints an image not yet decoded as nothing: decode every one first.
+                page.evaluate(_DECODED_JS)
+                page.pdf(
+                    path=str(out),
+                    width=f"{width}px",
+                    height=f"{height}px",
+                    print_background=True,
+                    margin={"top": "0", "right": "0", "bottom": "0", "left": "0"},
+                )
+            finally:
+                browser.close()
+    except Error as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RuntimeError(f"{deck}: Chromium could not print the deck: {first}") from err
+    return out
+
+
+def export_pdf(deck: str | os.PathLike[str]) -> Path | None:
+    """`print_pdf` beside the deck; when it cannot print, say why in one line and go on."""
+    try:
+        pdf = print_pdf(deck)
+    except RuntimeError as why:  # BrowserMissing, or Chromium failed: the deck still stands
+        print(f"fmnist: {PDF_FILE} skipped: {why}; {Path(deck).name} is there", flush=True)
+        return None
+    print(f"fmnist: slides pdf -> {pdf}", flush=True)
+    return pdf

@@ -457,6 +457,7 @@ def run_sweep(
     """Validate every point, run those not done on Dask, write `sweep.json`; return it."""
     from fmnist_lib import data
 
+    clock = time.perf_counter()
     grid = load_grid(grid_path)
     points = validate(grid)  # before anything is created or started
     data.load_fashion_mnist()  # find (or download) the data once, not once per point
@@ -482,7 +483,29 @@ def run_sweep(
     write_manifest(sweep_dir, manifest)
     if report and n["done"]:
         print(f"[sweep] results -> {run_report(sweep_dir)}", flush=True)
+    print("\n".join(closing_lines(sweep_dir, manifest, time.perf_counter() - clock)), flush=True)
     return manifest
+
+
+def closing_lines(sweep_dir: Path, manifest: dict[str, Any], seconds: float) -> list[str]:
+    """What a sweep prints last: its best point, the command that repeats it, the time."""
+    from fmnist_lib.catalog import duration
+
+    n = counts(manifest)
+    lines = [
+        f"[sweep] {manifest['sweep_id']} finished in {duration(seconds)}: {n['done']} of "
+        f"{len(manifest['points'])} points done -> {sweep_dir}"
+    ]
+    try:
+        best = best_configuration(comparison_table(sweep_dir), manifest)
+    except ValueError as exc:
+        return [*lines, f"[sweep] {exc}"]
+    return [
+        *lines,
+        f"[sweep] best point: {best['point']}, {best['model']}: validation accuracy "
+        f"{best['val accuracy']:.2%}, test accuracy {best['test accuracy']:.2%}",
+        f"[sweep] repeat it as one run: {run_command(manifest, best)}",
+    ]
 
 
 # --- results ---------------------------------------------------------------------------

@@ -468,7 +468,9 @@ def train_head_on_features(
         val,
         config,
         in_memory=True,
-        jit_compile=keras.backend.backend() in ("tensorflow", "jax"),
+        # XLA on JAX; on TensorFlow op determinism (config.set_seeds) rules it out, and the
+        # head is a few thousand weights on cached features, so plain graph mode is enough.
+        jit_compile="auto",
         **fit,
     )
     head.set_weights(res.model.get_weights())

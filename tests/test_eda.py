@@ -204,7 +204,7 @@ def test_top_outliers_per_class():
     assert top.index.tolist() == [1, 2, 4, 3]
 
 
-def test_mislabel_candidates_finds_planted_wrong_label():
+def test_neighbour_disagreements_find_a_planted_wrong_label():
     rng = np.random.default_rng(1)
     labels = np.repeat([0, 1], 150)
     x = rng.normal(size=(300, 10))
@@ -212,10 +212,29 @@ def test_mislabel_candidates_finds_planted_wrong_label():
     labels[5] = 1  # an image of class 0 labelled 1
     pca = eda.fit_pca(x, 5, scale=1.0)
     scores = eda.outlier_scores(pca, labels)
-    found = eda.mislabel_candidates(pca.scores, labels, scores, threshold=3.5, k=10, vote=0.7)
+    found = eda.neighbour_disagreements(pca.scores, labels, scores, threshold=3.5, k=10, vote=0.7)
     assert found.index.tolist() == [5]
     assert found.loc[5, "neighbours' label"] == 0
     assert found.loc[5, "vote"] == 1.0
+
+
+def test_flagged_outliers_either_and_both():
+    scores = pd.DataFrame({"centroid z": [0, 5, 5, 1], "reconstruction z": [4, 5, 0, 1]})
+    flagged = eda.flagged_outliers(scores, 3.5)
+    assert flagged["either"].tolist() == [0, 1, 2] and flagged["both"].tolist() == [1]
+
+
+def test_pixel_range_check_counts_blank_flat_and_out_of_range():
+    images = np.zeros((4, 2, 2), dtype=np.int16)
+    images[1] = 7  # one flat grey level
+    images[2, 0, 0] = 300  # out of range
+    images[3, 0, 0] = 255  # a normal image
+    assert eda.pixel_range_check(images) == {"out_of_range": 1, "blank": 1, "flat": 1}
+    assert eda.pixel_range_check(np.full((3, 2, 2), 9, np.uint8) + np.eye(2, dtype=np.uint8)) == {
+        "out_of_range": 0,
+        "blank": 0,
+        "flat": 0,
+    }
 
 
 # --- clustering -----------------------------------------------------------------------
@@ -274,3 +293,13 @@ def test_sample_indices_distinct_sorted_and_seeded():
     np.testing.assert_array_equal(idx, eda.sample_indices(1000, 100, seed=3))
     assert not np.array_equal(idx, eda.sample_indices(1000, 100, seed=4))
     np.testing.assert_array_equal(eda.sample_indices(5, 10, seed=0), np.arange(5))
+
+
+def test_recovered_classes_need_a_pure_majority_cluster():
+    table = pd.DataFrame(
+        [[90, 0, 10], [10, 45, 50], [0, 55, 40]],
+        columns=["a", "b", "c"],
+    )
+    # a: 90% in cluster 0, which is 90% a. b: 55% in cluster 2, which is 58% b.
+    # c: at most 50% in one cluster, and that cluster is only 48% c.
+    assert eda.recovered_classes(table) == ["a", "b"]

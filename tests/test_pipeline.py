@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -103,12 +104,42 @@ def smoke_run(tmp_path_factory):
     out = cli("run", "--profile", "smoke", "--runs-dir", str(root))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     (run_dir,) = root.iterdir()
-    return run_dir, out.stdout
+    return run_dir, out.stdout, out.stderr
+
+
+# Start-up messages known to be harmless, which the console of a run must not show.
+HARMLESS = (
+    "Kernel is running over TCP without encryption",  # ipykernel, when not given Curve keys
+    "All log messages before absl::InitializeLog() is called",  # TensorFlow's C++ start-up
+    "oneDNN custom operations are on",
+    "This TensorFlow binary is optimized to use available CPU instructions",
+)
+
+
+@pytest.mark.slow
+def test_smoke_run_console_holds_what_a_user_reads(smoke_run):
+    run_dir, stdout, stderr = smoke_run
+    assert [msg for msg in HARMLESS if msg in stdout + stderr] == []
+    lines = stdout.splitlines()  # cell output: no blank line after each print
+    epoch = next(i for i, line in enumerate(lines) if "03_training_mlp | Epoch 1/" in line)
+    assert lines[epoch + 1].startswith("    03_training_mlp | "), lines[epoch : epoch + 3]
+    # Encrypted kernel sockets: not even the kernel logs hold the plain-TCP warning.
+    for log in (run_dir / "logs").glob("*.kernel.log"):
+        assert HARMLESS[0] not in log.read_text(), log
+    # It ends with the summary: a line per model, where to look, and the total time.
+    summary = stdout[stdout.index(f"fmnist: run {run_dir.name} (profile smoke) done in") :]
+    assert re.search(
+        r"\n  cnn( \*)? +\d+\.\d\d% +0\.\d{3} +\S+ (s|min) +trained from scratch\n", summary
+    )
+    assert re.search(r"\n  resnet50( \*)? +\d+\.\d\d% .*(random|ImageNet)", summary)
+    for name in ("slides.html", "04_results.ipynb"):
+        assert f"  {name:<18} {run_dir / name}\n" in summary
+    assert summary.endswith(f"  run folder         {run_dir}\n")
 
 
 @pytest.mark.slow
 def test_smoke_run_leaves_every_artifact(smoke_run, real_ds):
-    run_dir, stdout = smoke_run
+    run_dir, stdout, _ = smoke_run
     notebooks = sorted(p.name for p in run_dir.glob("*.ipynb"))
     assert notebooks == [
         "01_eda.ipynb",
@@ -127,7 +158,8 @@ def test_smoke_run_leaves_every_artifact(smoke_run, real_ds):
         "results_training_curves",
         "results_confusion_best",
         "results_predictions",
-        "presentation_system_design",
+        "slide_system",
+        "slide_headline",
     ):
         png = run_dir / "figures" / f"{name}.png"
         dpi = Image.open(png).info["dpi"][0]
@@ -143,7 +175,7 @@ def test_smoke_run_leaves_every_artifact(smoke_run, real_ds):
 
 @pytest.mark.slow
 def test_smoke_run_record(smoke_run, real_ds):
-    run_dir, _ = smoke_run
+    run_dir, _, _ = smoke_run
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "done" and record["profile"] == "smoke"
     assert record["data"]["files"]["train_images"]["md5"] == real_ds.md5s()["train_images"]
@@ -228,6 +260,8 @@ def test_resume_replans_from_the_record(tmp_path):
     run_dir = _recorded_run(tmp_path / "r")
     out = cli("run", "--resume", str(run_dir), "--quiet")  # no --profile: smoke, as recorded
     assert out.returncode == 0, out.stderr[-3000:]
+    assert "fmnist: run r (profile smoke) done in" in out.stdout  # the summary, after a resume
+    assert "over 2 sessions" in out.stdout
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "done" and list(record["parameters"]) == ["02_preprocessing"]
     assert record["parameters"]["02_preprocessing"]["N_TRAIN"] == 2000  # smoke's, not default's

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
 from fmnist_lib import augment, preprocess
@@ -13,6 +15,20 @@ def test_standardizer_zero_mean_unit_std():
     z = s(x)
     assert z.dtype == np.float32 and abs(z.mean()) < 1e-4 and abs(z.std() - 1) < 1e-3
     assert preprocess.scale(np.array([0, 255], np.uint8)).tolist() == [0.0, 1.0]
+
+
+def test_prepare_gives_each_model_its_inputs_and_model_inputs_uses_it():
+    x = np.random.default_rng(1).integers(0, 256, (4, 28, 28), dtype=np.uint8)
+    s = preprocess.Standardizer(0.3, 0.2)
+    mlp, cnn, resnet = (preprocess.prepare(m, x, s) for m in ("mlp", "cnn", "resnet50"))
+    np.testing.assert_array_equal(mlp, (x / np.float32(255) - 0.3) / 0.2)
+    np.testing.assert_array_equal(cnn, mlp[..., None])
+    assert resnet.dtype == np.uint8 and (resnet[..., 0] == x).all()
+    ds = SimpleNamespace(x_train=x, y_train=np.arange(4), x_test=x[::-1], y_test=np.arange(4))
+    split = {"train": np.array([0, 2]), "val": np.array([1]), "test": np.array([3, 0])}
+    inputs = preprocess.model_inputs("cnn", ds, split, s)
+    np.testing.assert_array_equal(inputs["x_test"], cnn[[0, 3]])
+    assert inputs["y_test"].tolist() == [3, 0]
 
 
 def test_batches_depend_only_on_seed_and_epoch():

@@ -1,4 +1,4 @@
-"""fmnist_lib.slides and the deck in a real browser: offline, every slide drawn, none blank."""
+"""fmnist_lib.slides and the deck in a real browser: offline, every slide drawn and readable."""
 
 from __future__ import annotations
 
@@ -13,39 +13,60 @@ import pytest
 from PIL import Image
 
 from fmnist_lib import config, pipeline, slides
+from fmnist_lib.slides import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Chromium with everything that talks to the network off, in a fresh profile.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-extensions",
-    "--disable-default-apps",
-    "--disable-domain-reliability",
-    "--metrics-recording-only",
-    "--no-pings",
-]
 ARTIFACTS = config.PROJ_ROOT / "test-artifacts"
+MIN_TEXT_PX = 14  # smallest text a slide may show, in screen px at 1280x720
+# Every visible element of the current slide with its own text, and that text's size on screen:
+# the computed font size times the scale reveal.js applies to the whole slide.
+TEXT_SIZES_JS = """() => {
+  const slide = Reveal.getCurrentSlide(), scale = Reveal.getScale(), found = [];
+  for (const el of [slide, ...slide.querySelectorAll('*')]) {
+    if (el.closest('aside.notes') || el.closest('script, style')) continue;
+    const own = [...el.childNodes].filter(n => n.nodeType === Node.TEXT_NODE)
+      .map(n => n.textContent).join(' ').replace(/\\s+/g, ' ').trim();
+    if (!own || el.getClientRects().length === 0) continue;
+    const style = getComputedStyle(el);
+    if (style.visibility === 'hidden' && !el.closest('.fragment')) continue;
+    found.push({tag: el.tagName.toLowerCase(), text: own.slice(0, 60),
+                px: Math.round(parseFloat(style.fontSize) * scale * 10) / 10});
+  }
+  return found;
+}"""
+# How far the current slide's content reaches below the slide's bottom edge, in CSS px
+# (negative: it ends above it). The PDF cuts what reaches below.
+CUT_JS = """() => {
+  const slide = Reveal.getCurrentSlide(), top = slide.getBoundingClientRect().top;
+  let bottom = top;
+  for (const el of slide.querySelectorAll('*')) {
+    if (el.closest('aside.notes') || el.getClientRects().length === 0) continue;
+    bottom = Math.max(bottom, el.getBoundingClientRect().bottom);
+  }
+  return Math.round((bottom - top) / Reveal.getScale() - Reveal.getConfig().height);
+}"""
+# The speaker notes of every slide (reveal's own reading of <aside class="notes">), as text.
+NOTES_TEXT_JS = """() => Reveal.getSlides().map(s => {
+  const div = document.createElement('div');
+  div.innerHTML = Reveal.getSlideNotes(s) || '';
+  return div.textContent.replace(/\\s+/g, ' ').trim();
+})"""
 
 
 def render_deck(deck: Path, profile: Path, shots: Path) -> dict:
-    """Open `deck` from file:// in Chromium, visit every slide and screenshot it."""
+    """Open `deck` from file:// in Chromium at 1280x720; visit, measure, screenshot each slide."""
     from playwright.sync_api import sync_playwright
 
     shots.mkdir(parents=True, exist_ok=True)
+    width, height = slides.SLIDE_SIZE
     seen: dict = {"requests": [], "failed": [], "errors": [], "shots": [], "headings": {}}
+    seen.update(text={}, visible={}, below={}, images={})
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
             str(profile),
             executable_path=CHROMIUM,
             args=CHROMIUM_ARGS,
             headless=True,
-            viewport={"width": 1280, "height": 800},
+            viewport={"width": width, "height": height},
         )
         page = context.new_page()
         page.on("request", lambda r: seen["requests"].append(r.url))
@@ -54,7 +75,9 @@ def render_deck(deck: Path, profile: Path, shots: Path) -> dict:
         page.goto(deck.as_uri(), wait_until="load")
         page.wait_for_function("window.Reveal && Reveal.isReady()", timeout=30_000)
         seen["total"] = page.evaluate("Reveal.getTotalSlides()")
+        seen["scale"] = page.evaluate("Reveal.getScale()")
         indices = page.evaluate("Reveal.getSlides().map(s => Reveal.getIndices(s))")
+        seen["notes"] = page.evaluate(NOTES_TEXT_JS)
         seen["fonts"] = page.evaluate(
             "document.fonts.ready.then(() => [...document.fonts].filter("
             "f => f.status === 'loaded').map(f => f.family))"
@@ -68,10 +91,27 @@ def render_deck(deck: Path, profile: Path, shots: Path) -> dict:
             seen["headings"][path.name] = page.evaluate(
                 "(Reveal.getCurrentSlide().querySelector('h1, h2') || {}).textContent || ''"
             )
+            seen["text"][path.name] = page.evaluate(TEXT_SIZES_JS)
+            seen["visible"][path.name] = page.evaluate("Reveal.getCurrentSlide().innerText")
+            seen["below"][path.name] = page.evaluate(CUT_JS)
+            seen["images"][path.name] = page.evaluate(
+                "[...Reveal.getCurrentSlide().querySelectorAll('img')]"
+                ".filter(i => i.getClientRects().length).length"
+            )
             page.screenshot(path=str(path))
             seen["shots"].append(path)
         context.close()
     return seen
+
+
+def small_text(seen: dict, min_px: float = MIN_TEXT_PX) -> list[str]:
+    """Each text element rendered below `min_px`, as 'slide: <tag> size px "text"'."""
+    return [
+        f"{shot}: <{el['tag']}> {el['px']} px {el['text']!r}"
+        for shot, found in seen["text"].items()
+        for el in found
+        if el["px"] < min_px
+    ]
 
 
 def is_blank(png: Path) -> bool:
@@ -80,11 +120,22 @@ def is_blank(png: Path) -> bool:
     return grey.std() < 3 or (np.abs(grey - np.median(grey)) > 30).mean() < 0.002
 
 
-if __name__ == "__main__":  # python tests/test_slides.py DECK OUT: screenshots for a look
+def pdf_pages(pdf: Path) -> list[tuple[str, int]]:
+    """The text of each page of a PDF, and how many images it draws."""
+    from pypdf import PdfReader
+
+    return [(page.extract_text() or "", len(page.images)) for page in PdfReader(pdf).pages]
+
+
+if __name__ == "__main__":  # python tests/test_slides.py DECK OUT: screenshots and text sizes
     result = render_deck(
         Path(sys.argv[1]).resolve(), Path(sys.argv[2]) / "profile", Path(sys.argv[2])
     )
-    print(json.dumps({k: v for k, v in result.items() if k != "shots"}, indent=1, default=str))
+    sizes = sorted({el["px"] for found in result["text"].values() for el in found})
+    keys = ("total", "scale", "headings", "notes", "below")
+    print(json.dumps({k: result[k] for k in keys}, indent=1))
+    print("text sizes (px):", sizes)
+    print("\n".join(small_text(result)) or f"no text below {MIN_TEXT_PX} px")
     print([(p.name, is_blank(p)) for p in result["shots"]])
 
 
@@ -107,21 +158,24 @@ def test_offline_resources_inline_the_fonts():
     assert res["theme_css"].count("data:font/woff;base64,") == 4
     assert "@import" not in res["theme_css"] and ".eot" not in res["theme_css"]
     assert "Reveal" in res["reveal_js"] and "</script" not in res["reveal_js"]
+    assert "RevealNotes" in res["notes_js"] and "</script" not in res["notes_js"]
+    assert "://" not in res["notes_js"]  # `:/\\/` in its strings: no URL in the page
+    assert (res["width"], res["height"]) == tuple(map(str, slides.SLIDE_SIZE))
     assert not any(slides.remote_references(v) for v in res.values())
 
 
-def test_project_map_is_read_from_the_code():
-    project = slides.project_map()
-    assert project["notebooks"] == list(pipeline.NOTEBOOKS)
-    assert {"pipeline", "report", "slides", "plots"} <= set(project["modules"])
-    assert "report" in project["uses"]["04_results"]
-    assert "slides" in project["uses"]["05_presentation"]
-    assert {"pipeline", "report", "slides"} <= set(project["tests"]["test_slides"])
-
-
-def test_imported_modules():
-    src = "import os\nfrom fmnist_lib import data, plots\nfrom fmnist_lib.eda import x\n"
-    assert slides.imported_modules(src) == ["data", "eda", "plots"]
+def test_export_pdf_without_a_browser_says_why_in_one_line(tmp_path, monkeypatch, capsys):
+    deck = tmp_path / slides.DECK_FILE
+    deck.write_text("<html></html>")
+    monkeypatch.setattr(slides, "CHROMIUM", str(tmp_path / "no-chromium"))
+    assert slides.export_pdf(deck) is None
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and f"slides.pdf skipped: {slides.browser_missing()}" in out[0], out
+    assert not (tmp_path / slides.PDF_FILE).exists()
+    with pytest.raises(slides.BrowserMissing):
+        slides.print_pdf(deck)
+    monkeypatch.setitem(sys.modules, "playwright.sync_api", None)  # import fails
+    assert slides.browser_missing().startswith("Playwright is not installed")
 
 
 def test_figure_html_embeds_or_says_missing(tmp_path):
@@ -134,102 +188,16 @@ def test_figure_html_embeds_or_says_missing(tmp_path):
 # --- the deck in a browser -------------------------------------------------------------
 
 
-def synthetic_run(run_dir: Path) -> Path:
-    """A run folder with only what 05_presentation reads: one model (mlp), two figures."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from fmnist_lib import plots, records, report
-    from fmnist_lib.data import CLASS_NAMES
-
-    (run_dir / "figures").mkdir(parents=True)
-    for fig_id in ("eda_class_distribution", "results_training_curves"):
-        fig = plots.training_curves({"mlp": [{"accuracy": 0.8, "loss": 0.5}] * 2})
-        plots.save_fig(fig, fig_id, run_dir)
-    per_class = dict.fromkeys(CLASS_NAMES, 6000)
-    training = {
-        "mlp": {
-            "accuracy": 0.875,
-            "macro_f1": 0.874,
-            "params": 535818,
-            "epochs": 3,
-            "train_seconds": 30.0,
-            "n_train": 54000,
-            "image_size": 28,
-            "n": 10000,
-            "weights_used": None,
-            "fine_tune": None,
-        },
-    }
-    table = report.comparison_table(training)
-    metrics = {
-        "eda": {
-            "n_train": 60000,
-            "n_test": 10000,
-            "balanced": True,
-            "train_per_class": per_class,
-            "pixel_mean": 72.9,
-            "pixel_std": 90.0,
-            "zero_share": 0.5,
-            "exact_duplicates": {"within_train": 1, "within_test": 0, "train_test": 2},
-            "near_duplicate_distance": 0.3,
-            "near_duplicates": {"a": 3},
-            "test_images_with_train_near_duplicate": 4,
-            "near_duplicate_label_disagreements": 1,
-            "outlier_z": 3.5,
-            "outliers": {"centroid": {"total": 5}},
-            "mislabel_candidates": 6,
-        },
-        "preprocessing": {
-            "n_train": 54000,
-            "n_val": 6000,
-            "n_test": 10000,
-            "val_fraction": 0.1,
-            "seed": 42,
-        },
-        "training": training,
-        "results": {
-            "best_model": "mlp",
-            "table": table.reset_index().to_dict(orient="records"),
-            "anchors": report.anchors_table({"mlp": 0.875}).reset_index().to_dict("records"),
-            "models": {
-                "mlp": {
-                    "ece": 0.02,
-                    "confused_pairs": [{"true": "Shirt", "predicted": "T-shirt/top", "count": 9}],
-                }
-            },
-            "clustering": {
-                "model": "mlp",
-                "n": 2000,
-                "learned": {"nmi": 0.7},
-                "raw_pixels_same_sample": {"nmi": 0.5},
-                "raw_pixels_eda": 0.51,
-            },
-            "architecture": {
-                "mlp": [
-                    {
-                        "layer": "dense_1",
-                        "type": "Dense",
-                        "output shape": "(batch, 512)",
-                        "parameters": 401920,
-                        "trainable": True,
-                    }
-                ]
-            },
-        },
-    }
-    records.write_json(run_dir / "metrics.json", metrics)
-    records.write_json(
-        run_dir / "run.json",
-        {"run_id": run_dir.name, "profile": "synthetic", "started": "2026-01-01T00:00:00"},
-    )
-    return run_dir
-
-
 @pytest.fixture(scope="module")
 def deck(tmp_path_factory) -> Path:
-    run_dir = synthetic_run(tmp_path_factory.mktemp("runs") / "synthetic")
-    pipeline.execute(pipeline.Step("05_presentation", "05_presentation"), run_dir, False)
+    """The deck of the committed 05_presentation, whose outputs are the reference run's (nbval
+    checks them in tests/test_reference.py), exported and printed by the pipeline's own step."""
+    run_dir = tmp_path_factory.mktemp("runs") / "reference"
+    run_dir.mkdir()
+    shutil.copy(config.NOTEBOOKS_DIR / "05_presentation.ipynb", run_dir)
+    notebook = nbformat.read(run_dir / "05_presentation.ipynb", as_version=4)
+    if not any(c.get("outputs") for c in notebook.cells if c.cell_type == "code"):
+        pytest.fail("notebooks/05_presentation.ipynb has no outputs: run `make reference`")
     assert pipeline.export_slides(run_dir) == slides.DECK_FILE
     return run_dir / slides.DECK_FILE
 
@@ -242,26 +210,205 @@ def test_deck_has_no_network_reference(deck):
 
 
 def _chromium_or_skip() -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed and could not be (run `make browser` as root)")
-    pytest.importorskip("playwright", reason="the test extra (playwright) is not installed")
+    missing = slides.browser_missing()
+    if missing:
+        pytest.skip(f"the browser tests need Playwright and chromium: {missing}")
+
+
+@pytest.fixture(scope="module")
+def rendered(deck, tmp_path_factory) -> dict:
+    """The deck in Chromium: every slide visited, measured and screenshotted (kept in
+    test-artifacts/slides/ for a look)."""
+    _chromium_or_skip()
+    work = tmp_path_factory.mktemp("chromium")
+    seen = render_deck(deck, work / "profile", work / "shots")
+    keep = ARTIFACTS / "slides"
+    keep.mkdir(parents=True, exist_ok=True)
+    for old in keep.glob("slide_*.png"):
+        old.unlink()
+    for shot in seen["shots"]:
+        shutil.copy(shot, keep / shot.name)
+    return seen
 
 
 @pytest.mark.slow
-def test_deck_renders_offline_in_chromium(deck, tmp_path):
-    _chromium_or_skip()
-    shots = tmp_path / "shots"
-    seen = render_deck(deck, tmp_path / "profile", shots)
+def test_deck_renders_offline_in_chromium(rendered):
     nb = nbformat.read(config.NOTEBOOKS_DIR / "05_presentation.ipynb", as_version=4)
-    assert seen["total"] == slides.count_slides(nb) == len(seen["shots"])
-    assert seen["failed"] == [] and seen["errors"] == []
-    assert all(u.startswith(("file://", "data:")) for u in seen["requests"]), seen["requests"]
-    assert "Source Sans Pro" in seen["fonts"]  # the theme's font came from the file itself
-    blank = [p.name for p in seen["shots"] if is_blank(p)]
-    assert blank == []
-    keep = ARTIFACTS / "slides"
-    keep.mkdir(parents=True, exist_ok=True)
-    for name, heading in seen["headings"].items():
-        if heading.startswith(("Fashion-MNIST", "Training curves", "Comparison", "Predictions")):
-            shutil.copy(shots / name, keep / name)
-    assert (keep / "slide_00.png").exists()
+    assert rendered["total"] == slides.count_slides(nb) == len(rendered["shots"])
+    assert rendered["failed"] == [] and rendered["errors"] == []
+    requests = rendered["requests"]
+    assert all(u.startswith(("file://", "data:")) for u in requests), requests
+    assert "Source Sans Pro" in rendered["fonts"]  # the theme's font came from the file itself
+    assert rendered["scale"] == 1  # 1280x720 window, 1280x720 slides: CSS px are screen px
+
+
+@pytest.mark.slow
+def test_no_slide_is_blank(rendered):
+    assert [p.name for p in rendered["shots"] if is_blank(p)] == []
+
+
+@pytest.mark.slow
+def test_no_text_on_a_slide_is_below_14_px(rendered):
+    small = small_text(rendered)
+    assert not small, f"{len(small)} text elements below {MIN_TEXT_PX} px:\n" + "\n".join(small)
+
+
+@pytest.mark.slow
+def test_every_slide_has_speaker_notes(rendered):
+    slides_and_notes = zip(rendered["headings"].items(), rendered["notes"], strict=True)
+    missing = [f"{shot} {head!r}" for (shot, head), notes in slides_and_notes if not notes]
+    assert not missing, "slides without speaker notes:\n" + "\n".join(missing)
+
+
+@pytest.mark.slow
+def test_pdf_has_one_page_per_slide(deck, rendered):
+    pdf = deck.with_name(slides.PDF_FILE)
+    assert pdf.is_file(), f"the pipeline printed no {pdf.name} beside {deck.name}"
+    pages = pdf_pages(pdf)
+    assert len(pages) == rendered["total"]
+    # Every slide's images are printed on its page (Chromium drops one it pushes off a page).
+    shown = list(rendered["images"].values())
+    assert [min(n, 1) for _, n in pages] == [min(n, 1) for n in shown], (pages, shown)
+
+
+@pytest.mark.slow
+def test_no_slide_reaches_below_its_page(rendered):
+    # The deck prints one page per slide (pdfMaxPagesPerSlide: 1), so what reaches below a
+    # 1280x720 slide is cut from the PDF, and off the screen.
+    cut = {shot: px for shot, px in rendered["below"].items() if px > 0}
+    assert not cut, f"content below the slide's bottom edge, in px: {cut}"
+
+
+# --- speaker notes and the PDF, on a deck made for them ------------------------------------
+
+NOTES = ("zebra one: greet the room", "zebra two: the one line", "zebra three: below")
+
+
+TITLE_SLIDE = """<div class="deck-title">
+
+# A deck with notes
+
+<p class="deck-subtitle">The title style of DECK_CSS</p>
+<img class="deck-strip" alt="samples" src="data:image/png;base64,{strip}">
+<p class="deck-greeting">Good morning.</p>
+</div>"""
+
+
+def sample_strip() -> str:
+    """A strip of ten 28x28 noise 'images' as base64 PNG, for the title slide."""
+    import base64
+    import io
+
+    pixels = np.random.default_rng(0).integers(0, 256, (28, 280), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def notes_notebook() -> nbformat.NotebookNode:
+    """Three slides (a vertical one, a fragment); notes from a Markdown cell and from code
+    cells whose output is Markdown (as `Markdown(talk.note(...))` in 05), as a kernel stores it."""
+    from IPython.core.formatters import format_display_data
+    from IPython.display import Markdown
+
+    v4 = nbformat.v4
+
+    def shown(obj) -> list:
+        data, metadata = format_display_data(obj)
+        return [v4.new_output("display_data", data=data, metadata=metadata)]
+
+    def code(outputs: list, slide_type: str) -> nbformat.NotebookNode:
+        return v4.new_code_cell(
+            "...", outputs=outputs, metadata={"slideshow": {"slide_type": slide_type}}
+        )
+
+    def md(source: str, slide_type: str) -> nbformat.NotebookNode:
+        return v4.new_markdown_cell(source, metadata={"slideshow": {"slide_type": slide_type}})
+
+    visible = {"text/markdown": "Visible text, 24 px.", "text/plain": "..."}
+    return v4.new_notebook(
+        cells=[
+            md(TITLE_SLIDE.format(strip=sample_strip()), "slide"),
+            md(NOTES[0], "notes"),
+            md("## The second slide", "slide"),
+            code([v4.new_output("display_data", data=visible)], "-"),
+            code(shown(Markdown(f"{NOTES[1]}\n\n**Say:** it.")), "notes"),
+            md("## Below the second", "subslide"),
+            md("- shown one step later", "fragment"),
+            code(shown(Markdown(NOTES[2])), "notes"),
+        ]
+    )
+
+
+def open_speaker_view(deck: Path, profile: Path, slide: tuple[int, int]) -> dict:
+    """Go to `slide` (h, v), press S and read the speaker view that opens."""
+    from playwright.sync_api import sync_playwright
+
+    seen: dict = {"requests": [], "errors": []}
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(profile), executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        context.on("request", lambda r: seen["requests"].append(r.url))
+        page = context.new_page()
+        page.on("pageerror", lambda e: seen["errors"].append(str(e)))
+        page.goto(deck.as_uri(), wait_until="load")
+        page.wait_for_function("window.Reveal && Reveal.isReady()", timeout=30_000)
+        page.evaluate(f"Reveal.slide({slide[0]}, {slide[1]})")
+        with context.expect_page() as popup:
+            page.keyboard.press("s")
+        view = popup.value
+        view.on("pageerror", lambda e: seen["errors"].append(str(e)))
+        view.wait_for_function(
+            "(document.querySelector('.speaker-controls-notes .value') || {}).textContent",
+            timeout=30_000,
+        )
+        seen["notes"] = view.evaluate(
+            "document.querySelector('.speaker-controls-notes .value').textContent"
+        )
+        # The current-slide preview is the deck itself, loaded from file:// in an iframe.
+        preview = view.frame_locator("#current-slide iframe").locator(".reveal.ready")
+        preview.wait_for(state="attached", timeout=30_000)
+        seen["frames"] = [f.url for f in view.frames]
+        context.close()
+    return seen
+
+
+@pytest.fixture(scope="module")
+def notes_deck(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("notes")
+    nbformat.write(notes_notebook(), folder / "notes.ipynb")
+    return slides.export_deck(folder / "notes.ipynb", folder / slides.DECK_FILE)
+
+
+def test_notes_cells_become_reveal_notes(notes_deck):
+    page = notes_deck.read_text()
+    assert page.count('<aside class="notes">') == 3
+    assert all(note in page for note in NOTES)
+    assert "plugins: [RevealNotes]" in page and "showNotes: false" in page
+
+
+@pytest.mark.slow
+def test_notes_are_hidden_on_the_slide_and_shown_in_the_speaker_view(notes_deck, tmp_path):
+    _chromium_or_skip()
+    seen = render_deck(notes_deck, tmp_path / "profile", tmp_path / "shots")
+    assert seen["total"] == 3 and seen["errors"] == []
+    assert seen["notes"] == [NOTES[0], NOTES[1] + " Say: it.", NOTES[2]]
+    assert small_text(seen) == [] and not any(is_blank(p) for p in seen["shots"])
+    assert not any("zebra" in text for text in seen["visible"].values()), seen["visible"]
+    assert "Visible text" in seen["visible"]["slide_01.png"]
+    view = open_speaker_view(notes_deck, tmp_path / "profile-speaker", (1, 0))
+    assert view["notes"].strip().startswith(NOTES[1]) and view["errors"] == []
+    assert any("receiver" in url for url in view["frames"]), view["frames"]
+    local = ("file://", "data:", "about:")
+    assert all(u.startswith(local) for u in view["requests"]), view["requests"]
+
+
+@pytest.mark.slow
+def test_pdf_prints_one_page_per_slide_without_notes(notes_deck):
+    _chromium_or_skip()
+    pages = pdf_pages(slides.print_pdf(notes_deck))
+    assert len(pages) == 3  # the fragment is not a page of its own
+    (_, strip), (second, _), (third, _) = pages
+    assert strip == 1 and "Visible text" in second and "shown one step later" in third
+    assert not any("zebra" in text for text, _ in pages), pages

@@ -157,6 +157,24 @@ def test_typo_fails_the_whole_sweep_before_anything_runs(tmp_path):
     assert not (tmp_path / "sweeps").exists() and not (tmp_path / "runs").exists()
 
 
+def test_a_sweep_ends_with_its_best_point_and_the_command_that_repeats_it(tmp_path):
+    manifest = sweep.read_manifest(sweep.DEMO_DIR)
+    lines = sweep.closing_lines(sweep.DEMO_DIR, manifest, 754.3)
+    assert lines == [
+        f"[sweep] {manifest['sweep_id']} finished in 12.6 min: 6 of 6 points done -> "
+        f"{sweep.DEMO_DIR}",
+        "[sweep] best point: p04_LEARNING_RATE-0.003_SEED-1, mlp: validation accuracy 81.00%, "
+        "test accuracy 80.80%",
+        "[sweep] repeat it as one run: python -m fmnist_lib run --profile smoke -p EPOCHS 5 "
+        "-p LEARNING_RATE 0.003 -p SEED 1 --models mlp",
+    ]
+    empty = {**manifest, "points": [{**p, "status": "failed"} for p in manifest["points"]]}
+    (tmp_path / "sweep.json").write_text(json.dumps(empty))
+    assert sweep.closing_lines(tmp_path, empty, 5)[1:] == [
+        "[sweep] no point of this sweep has finished: nothing to compare"
+    ]
+
+
 # --- a LocalCluster of two workers, one killed mid-sweep, then the re-run ----------------
 
 
@@ -228,6 +246,8 @@ def test_rerun_completes_the_missing_point_only(killed_and_rerun):
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "4 points, 3 already done, 1 to run" in second.stdout
     assert second.stdout.count(" running on ") == 1
+    assert "finished in" in second.stdout and "4 of 4 points done" in second.stdout
+    assert "[sweep] repeat it as one run: python -m fmnist_lib run --profile smoke" in second.stdout
     assert killed_and_rerun["kept_after"] == killed_and_rerun["kept_before"]  # untouched
     sweep_dir = killed_and_rerun["sweep_dir"]
     run = json.loads((sweep_dir / killed / "run.json").read_text())

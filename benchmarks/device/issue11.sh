@@ -5,6 +5,8 @@
 #   bash benchmarks/device/issue11.sh b    # recipe variants, then the best on 4 and 2 GPUs
 #   bash benchmarks/device/issue11.sh c    # the gpu profile run, 2- and 4-GPU DataParallel
 #   bash benchmarks/device/issue11.sh d    # the same on a 2-GPU machine, without 4 GPUs
+#   bash benchmarks/device/issue11.sh e    # the gpu profile run alone on one GPU (the
+#                                          # accelerator reference run: deck and notes)
 # Results go to /tmp/r (JSON and logs), packed into $OUT/<stage>.tgz.
 set -u
 stage=$1
@@ -77,6 +79,12 @@ d)
     timeout 200 bash -c "$(declare -f bench); bench 0,1 lr01_e30_2gpu recipe --epochs 30 \
         --learning-rate 0.1" &
     wait %2 %3
+    kill $packer
+    ;;
+e)
+    (while sleep 20; do pack; done) &
+    packer=$!
+    pipeline 0 gpu
     kill $packer
     ;;
 esac
