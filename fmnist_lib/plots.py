@@ -49,6 +49,9 @@ def slide_style() -> Iterator[None]:
         yield
 
 
+SMALL = 14 / 15  # the smallest text, relative to the base size: 14 pt on a slide
+
+
 def _text_size(scale: float = 1.0) -> float:
     """The current base font size (points), scaled."""
     return float(plt.rcParams["font.size"]) * scale
@@ -89,7 +92,7 @@ def image_grid(
             ax.imshow(images[i], cmap="gray_r", interpolation="nearest")
             if titles and titles[i]:
                 color = title_colors[i] if title_colors else "black"
-                ax.set_title(titles[i], fontsize=_text_size(0.8), color=color, loc="left")
+                ax.set_title(titles[i], fontsize=_text_size(SMALL), color=color, loc="left")
     return fig
 
 
@@ -359,7 +362,7 @@ def confusion_heatmap(
         cmap="Reds",
         cbar=False,
         ax=ax,
-        annot_kws={"size": _text_size(0.85)},
+        annot_kws={"size": _text_size(SMALL)},
     )
     for k, value in enumerate(np.diag(cm.to_numpy())):  # the right answers, unshaded
         ax.text(
@@ -369,7 +372,7 @@ def confusion_heatmap(
             ha="center",
             va="center",
             weight="bold",
-            fontsize=_text_size(0.85),
+            fontsize=_text_size(SMALL),
             color="tab:green",
         )
     ax.grid(False)
@@ -420,7 +423,7 @@ def class_mean_std(
             ax.grid(False)
         axes[0, c].set_title(
             CLASS_NAMES[c].replace("/", "/\n"),
-            fontsize=_text_size(0.9),
+            fontsize=_text_size(SMALL),
             color=CLASS_COLORS[CLASS_NAMES[c]],
         )
     axes[0, 0].set_ylabel("mean")
@@ -592,7 +595,7 @@ def contingency_heatmap(
         cmap="Blues",
         cbar_kws={"label": "share of class"},
         ax=ax,
-        annot_kws={"size": _text_size(0.8)},
+        annot_kws={"size": _text_size(SMALL)},
     )
     ax.set_xlabel("true class")
     ax.set_ylabel("k-means cluster (majority class)")
@@ -619,7 +622,7 @@ def confusion_pair(counts: pd.DataFrame, normalised: pd.DataFrame, title: str) -
             cmap="Blues",
             cbar=False,
             ax=ax,
-            annot_kws={"size": _text_size(0.8)},
+            annot_kws={"size": _text_size(SMALL)},
         )
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
@@ -663,7 +666,7 @@ def prediction_panels(
         colors = ["tab:green" if c == true[k] else "tab:gray" for c in labels]
         ax_bar.barh(labels, top_probs[k][::-1], color=colors)
         ax_bar.set_xlim(0, 1)
-        ax_bar.tick_params(labelsize=_text_size(0.85))
+        ax_bar.tick_params(labelsize=_text_size(SMALL))
         ax_bar.set_xticks([0, 1], ["0", "1"])
         ax_bar.grid(axis="y", visible=False)
     return fig
@@ -711,7 +714,7 @@ def system_flow(stages: list[dict], size: tuple[float, float] = (SLIDE_WIDTH, 5.
                 "\n".join(stage["lines"]),
                 ha="left",
                 va="top",
-                fontsize=_text_size(14 / 15),
+                fontsize=_text_size(SMALL),
                 linespacing=1.25,
             )
     for r in rows:

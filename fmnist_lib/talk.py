@@ -7,7 +7,6 @@ them, one call per slide element.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -130,11 +129,16 @@ def recipe_table(trained: dict[str, dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("model")
 
 
-def layers_table(entry: dict[str, Any], limit: int = 12) -> pd.DataFrame:
-    """A model's top-level layers as recorded by `03_training` (at most `limit` rows)."""
+SHAPING_LAYERS = ("BatchNormalization", "ReLU", "Activation", "InputLayer")
+
+
+def layers_table(entry: dict[str, Any], limit: int = 10) -> pd.DataFrame:
+    """A model's top-level layers as recorded by `03_training`, without the normalisation and
+    activation layers between them (at most `limit` rows)."""
     table = pd.DataFrame(entry.get("layers", []))
     if table.empty:
         return table
+    table = table[~table["type"].isin(SHAPING_LAYERS)]
     table = table[["layer", "type", "output shape", "parameters"]]
     table["parameters"] = table["parameters"].map("{:,}".format)
     return table.head(limit)
@@ -149,8 +153,8 @@ def clustering_verdict(eda: dict[str, Any]) -> str:
     merged = [" + ".join(g) for g in eda["merged_classes"]]
     return (
         f"**Clustering:** k-means on pixels recovers **{len(recovered)} of 10** classes "
-        f"({', '.join(recovered) or 'none'}; NMI {eda['kmeans_nmi']:.2f}); "
-        f"the rest merge ({'; '.join(merged[:3])}). Not useless, not a classifier."
+        f"({', '.join(recovered) or 'none'}; NMI {eda['kmeans_nmi']:.2f}); clusters merge "
+        f"{'; '.join(merged[:3])}. Not useless, not a classifier."
     )
 
 
@@ -187,7 +191,7 @@ def uncertainty_line(metrics: dict[str, Any]) -> str:
 # --- the system ----------------------------------------------------------------------------
 
 
-def system_stages(run: dict[str, Any], metrics: dict[str, Any], run_dir: Path) -> list[dict]:
+def system_stages(run: dict[str, Any], metrics: dict[str, Any]) -> list[dict]:
     """The ML system as the run actually executed it: `plots.system_flow`'s input."""
     eda, prep = metrics.get("eda", {}), metrics.get("preprocessing", {})
     trained, results = metrics.get("training", {}), metrics.get("results", {})
@@ -196,9 +200,6 @@ def system_stages(run: dict[str, Any], metrics: dict[str, Any], run_dir: Path) -
     steps = [s for s in run.get("steps", []) if s.get("status") == "done"]
     mean, std = eda.get("pixel_mean", float("nan")), eda.get("pixel_std", float("nan"))
     done = {s["name"] for s in steps}
-    saved = sorted(
-        p.parent.name for p in (run_dir / "models").glob("*/model.keras") if p.parent.name
-    )
     return [
         {
             "title": "IDX files",
@@ -224,14 +225,14 @@ def system_stages(run: dict[str, Any], metrics: dict[str, Any], run_dir: Path) -
         },
         {
             "title": "evaluate",
-            "lines": ["metrics.json", "intervals, errors", f"{len(done)} steps done"],
+            "lines": ["metrics.json", "intervals, errors", f"steps done: {len(done)}"],
             "row": 0,
             "kind": "step",
             "to": ["model.keras"],
         },
         {
             "title": "model.keras",
-            "lines": [f"best: {best}", f"saved: {', '.join(saved) or '-'}", "safe_mode load"],
+            "lines": [f"best: {best}", f"one per model ({len(trained)})", "safe_mode load"],
             "row": 1,
             "kind": "artifact",
         },

@@ -99,7 +99,7 @@ def test_verdicts_answer_the_original_talk_with_numbers():
     m = metrics_fixture()
     clustering = talk.clustering_verdict(m["eda"])
     assert "recovers **3 of 10** classes (Trouser, Bag, Ankle boot; NMI 0.51)" in clustering
-    assert "Pullover + Coat + Shirt" in clustering
+    assert "clusters merge Pullover + Coat + Shirt; Sandal + Sneaker" in clustering
     outliers = talk.outlier_verdict(m["eda"], m["results"])
     assert "pixel-range check finds none" in outliers
     assert "**1,635** flagged, the two detectors agree on **73**" in outliers
@@ -136,14 +136,13 @@ def test_comparison_and_recipe_tables():
     assert recipe.loc["cnn", "test-time flip"] == "yes"
 
 
-def test_system_stages_come_from_the_run(tmp_path):
-    (tmp_path / "models" / "cnn").mkdir(parents=True)
-    (tmp_path / "models" / "cnn" / "model.keras").write_bytes(b"")
+def test_system_stages_come_from_the_run():
     run = {"steps": [{"name": "01_eda", "status": "done"}], "data": {"files": {"a": {}, "b": {}}}}
-    stages = talk.system_stages(run, metrics_fixture(), tmp_path)
+    stages = talk.system_stages(run, metrics_fixture())
     by_title = {s["title"]: s for s in stages}
     assert by_title["IDX files"]["lines"][0] == "2 files, MD5"
-    assert by_title["model.keras"]["lines"][:2] == ["best: cnn", "saved: cnn"]
+    assert by_title["model.keras"]["lines"][:2] == ["best: cnn", "one per model (3)"]
+    assert by_title["evaluate"]["lines"][2] == "steps done: 1"
     assert by_title["monitor"]["lines"][0] == "pixel mean 72.9"
     assert by_title["evaluate"]["to"] == ["model.keras"]
 
@@ -156,3 +155,21 @@ def test_a_run_without_the_evidence_fails_loudly(key):
         talk.takeaways(m) if key == "kmeans_recovered" else talk.outlier_verdict(
             m["eda"], m["results"]
         )
+
+
+def test_layers_table_keeps_the_layers_that_shape_the_model():
+    entry = {
+        "layers": [
+            {"layer": n, "type": t, "output shape": "(batch, 8)", "parameters": p}
+            for n, t, p in [
+                ("image", "InputLayer", 0),
+                ("conv_1", "Conv2D", 288),
+                ("bn_1", "BatchNormalization", 128),
+                ("relu_1", "ReLU", 0),
+                ("softmax", "Dense", 1290),
+            ]
+        ]
+    }
+    table = talk.layers_table(entry)
+    assert table["layer"].tolist() == ["conv_1", "softmax"]
+    assert table["parameters"].tolist() == ["288", "1,290"]
