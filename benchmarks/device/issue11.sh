@@ -7,6 +7,8 @@
 #   bash benchmarks/device/issue11.sh d    # the same on a 2-GPU machine, without 4 GPUs
 #   bash benchmarks/device/issue11.sh e    # the gpu profile run alone on one GPU (the
 #                                          # accelerator reference run: deck and notes)
+#   bash benchmarks/device/issue11.sh f    # the recipe on one GPU, then on two, nothing
+#                                          # else running (2-GPU machine)
 # Results go to /tmp/r (JSON and logs), packed into $OUT/<stage>.tgz.
 set -u
 stage=$1
@@ -80,6 +82,11 @@ d)
         --learning-rate 0.1" &
     wait %2 %3
     kill $packer
+    ;;
+f)
+    bench 0 lr01_e30_1gpu_alone recipe --epochs 30 --learning-rate 0.1
+    pack
+    bench 0,1 lr01_e30_2gpu_alone recipe --epochs 30 --learning-rate 0.1
     ;;
 e)
     (while sleep 20; do pack; done) &
