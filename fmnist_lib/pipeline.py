@@ -355,7 +355,7 @@ def _stream_cell_output(prefix: str) -> logging.Handler:
     return handler
 
 
-def _kernel_manager(log: Any) -> type:
+def quiet_kernel_manager(log: Any) -> type:
     """A Jupyter kernel manager whose kernels write their own process output to `log`.
 
     A kernel's process output is not the notebook's: it is the kernel application's log
@@ -401,7 +401,7 @@ def execute(step: Step, run_dir: Path, log_output: bool = True) -> float:
                 progress_bar=False,
                 log_output=log_output,
                 request_save_on_cell_execute=True,
-                kernel_manager_class=_kernel_manager(kernel_log),
+                kernel_manager_class=quiet_kernel_manager(kernel_log),
                 extra_arguments=KERNEL_ARGUMENTS,
             )
     except papermill.PapermillExecutionError as exc:

@@ -27,7 +27,6 @@ KEPT = (
     "umap_*.npz",
     "slides.html",
     "slides.pdf",
-    "figures/*.png",
     "models/*/history.json",
     "models/*/predictions.npz",
 )
@@ -70,6 +69,7 @@ def publish(run_dir: str | os.PathLike[str], target: Path = REFERENCE_DIR) -> Pa
     notebooks, records, deck, PNG figures, histories, predictions, and the best model."""
     run_dir = Path(run_dir).resolve()
     check_finished(run_dir)
+    record = records.read_json(run_dir / "run.json", {})
     metrics = records.read_json(run_dir / "metrics.json", {})
     best = metrics.get("results", {}).get("best_model")
     if not best:
@@ -82,12 +82,47 @@ def publish(run_dir: str | os.PathLike[str], target: Path = REFERENCE_DIR) -> Pa
                 dest = staging / path.relative_to(run_dir)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, dest)
+        (staging / "README.md").write_text(describe(record, metrics))
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def describe(record: dict, metrics: dict) -> str:
+    """The reference folder's README: which run, where, how long, and how to refresh it."""
+    device = record.get("device", {})
+    lines = [
+        "# The reference run",
+        "",
+        f"Run `{record.get('run_id')}`, profile `{record.get('profile')}`, started "
+        f"{record.get('started', '')[:16].replace('T', ' ')} UTC at commit "
+        f"`{(record.get('git', {}).get('commit') or '?')[:10]}`"
+        f"{' (uncommitted changes)' if record.get('git', {}).get('dirty') else ''}, on "
+        f"{device.get('cpu') or '?'} ({device.get('cpu_count', '?')} cores), Keras backend "
+        f"{device.get('keras_backend', '?')}: {record.get('seconds', 0) / 60:.1f} minutes for "
+        f"{len(record.get('steps', []))} notebooks.",
+        "",
+        "| model | test accuracy | how it was trained |",
+        "| --- | --- | --- |",
+    ]
+    for name, entry in metrics.get("training", {}).items():
+        label = entry.get("weights_label") or "trained from scratch"
+        lines.append(f"| {name} | {entry['accuracy']:.2%} | {label} |")
+    lines += [
+        "",
+        "Read the executed notebooks in order (`01_eda.ipynb` … `05_presentation.ipynb`,",
+        "figures embedded), or the deck: `slides.pdf`, or `slides.html` (offline; **S** opens",
+        "the speaker notes). `metrics.json` and `run.json` are the run's records. Kept besides,",
+        "for `04_results` and `05_presentation` to re-execute against (nbval,",
+        "`tests/test_reference.py`): `split.npz`, the UMAP points, each model's history and test",
+        "predictions, and the best model's `model.keras`. Refresh with `make reference` (a full",
+        "`make run`, then `python -m fmnist_lib reference --latest`). This file is written by",
+        "`fmnist_lib.reference.describe`.",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def stage_as_interactive(reference: Path, runs_root: Path) -> Path:
@@ -104,6 +139,8 @@ def refresh_notebooks(reference: Path = REFERENCE_DIR) -> list[Path]:
     import nbformat
     from nbconvert.preprocessors import ExecutePreprocessor
 
+    from fmnist_lib.pipeline import quiet_kernel_manager
+
     written = []
     with tempfile.TemporaryDirectory(prefix="reference-runs-") as root:
         stage_as_interactive(reference, Path(root))
@@ -113,11 +150,13 @@ def refresh_notebooks(reference: Path = REFERENCE_DIR) -> list[Path]:
             for name in RESULT_NOTEBOOKS:
                 path = config.NOTEBOOKS_DIR / f"{name}.ipynb"
                 nb = nbformat.read(path, as_version=4)
-                ExecutePreprocessor(
-                    timeout=1800,
-                    kernel_name="python3",
-                    extra_arguments=["--IPKernelApp.capture_fd_output=False"],
-                ).preprocess(nb, {"metadata": {"path": str(config.NOTEBOOKS_DIR)}})
+                with open(Path(root) / f"{name}.kernel.log", "w") as log:
+                    ExecutePreprocessor(
+                        timeout=1800,
+                        kernel_name="python3",
+                        kernel_manager_class=quiet_kernel_manager(log),
+                        extra_arguments=["--IPKernelApp.capture_fd_output=False"],
+                    ).preprocess(nb, {"metadata": {"path": str(config.NOTEBOOKS_DIR)}})
                 nbformat.write(nb, path)
                 written.append(path)
         finally:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from fmnist_lib import data
+from fmnist_lib import config, data
 
 
 def _real_data() -> data.FashionMNIST | None:
@@ -85,3 +87,21 @@ def keras_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 __all__ = ["replace_file", "read_raw", "shutil"]
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """One real `run --profile smoke` (every notebook, three models) shared by the tests that
+    read a finished run: (run folder, stdout, stderr)."""
+    root = tmp_path_factory.mktemp("smoke-runs")
+    out = subprocess.run(
+        [sys.executable, "-m", "fmnist_lib", "run", "--profile", "smoke", "--runs-dir", str(root)],
+        cwd=config.PROJ_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    (run_dir,) = root.iterdir()
+    return run_dir, out.stdout, out.stderr

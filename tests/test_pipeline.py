@@ -98,15 +98,6 @@ def test_run_folders_are_never_shared(tmp_path):
 # --- end to end -------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    out = cli("run", "--profile", "smoke", "--runs-dir", str(root))
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    (run_dir,) = root.iterdir()
-    return run_dir, out.stdout, out.stderr
-
-
 # Start-up messages known to be harmless, which the console of a run must not show.
 HARMLESS = (
     "Kernel is running over TCP without encryption",  # ipykernel, when not given Curve keys
