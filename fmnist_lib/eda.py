@@ -508,15 +508,19 @@ def umap_embedding(scores: np.ndarray, seed: int, n_neighbors: int = 15) -> np.n
 
 
 def _import_umap():
-    """umap.UMAP, without loading TensorFlow: umap-learn imports it only for ParametricUMAP."""
-    if "umap" not in sys.modules and "tensorflow" not in sys.modules:
-        sys.modules["tensorflow"] = None  # makes `import tensorflow` raise ImportError
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # tqdm without ipywidgets, TensorFlow absent
+    """umap.UMAP, without loading TensorFlow: umap-learn imports it only for ParametricUMAP.
+
+    umap-learn imports tqdm's notebook bar, which warns (naming the venv's path) that
+    ipywidgets is absent; we draw no progress bars, so that warning is dropped here.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        if "umap" not in sys.modules and "tensorflow" not in sys.modules:
+            sys.modules["tensorflow"] = None  # makes `import tensorflow` raise ImportError
+            try:
                 import umap
-        finally:
-            del sys.modules["tensorflow"]
-    import umap
+            finally:
+                del sys.modules["tensorflow"]
+        import umap
 
     return umap.UMAP

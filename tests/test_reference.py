@@ -29,11 +29,12 @@ needs_reference = pytest.mark.skipif(
 )
 
 
-def nbval(runs_root: Path, *notebooks: str) -> subprocess.CompletedProcess:
-    """nbval on notebooks whose default run folder is `runs_root/interactive`."""
+def nbval(runs_root: Path, *notebooks: str, first_failure: bool = False):
+    """nbval on notebooks whose default run folder is `runs_root/interactive`; with
+    `first_failure`, it stops at the first cell that differs."""
     paths = [str(config.NOTEBOOKS_DIR / f"{name}.ipynb") for name in notebooks]
     return subprocess.run(
-        [sys.executable, "-m", "pytest", *NBVAL, *paths],
+        [sys.executable, "-m", "pytest", *NBVAL, *(["-x"] if first_failure else []), *paths],
         capture_output=True,
         text=True,
         cwd=config.PROJ_ROOT,
@@ -58,9 +59,10 @@ def test_a_changed_number_in_the_reference_makes_nbval_fail(tmp_path):
     best = metrics["results"]["best_model"]
     metrics["training"][best]["accuracy"] -= 0.0001  # one number, one hundredth of a point
     (staged / "metrics.json").write_text(json.dumps(metrics))
-    out = nbval(tmp_path, "05_presentation")
+    out = nbval(tmp_path, "05_presentation", first_failure=True)
     assert out.returncode != 0
     assert "failed" in out.stdout and "mismatch" in out.stdout.lower(), out.stdout[-4000:]
+    assert f"{metrics['training'][best]['accuracy']:.2%}" in out.stdout  # the changed number
 
 
 @needs_reference
