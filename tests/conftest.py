@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -89,19 +90,49 @@ def keras_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 __all__ = ["replace_file", "read_raw", "shutil"]
 
 
-@pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory):
-    """One real `run --profile smoke` (every notebook, three models) shared by the tests that
-    read a finished run: (run folder, stdout, stderr)."""
-    root = tmp_path_factory.mktemp("smoke-runs")
-    out = subprocess.run(
+# The smoke run is started as soon as the tests that read it are collected, so that it runs
+# beside the unit tests rather than before the first test that needs it.
+_SMOKE: dict = {}
+
+
+def _start_smoke_run() -> None:
+    root = Path(tempfile.mkdtemp(prefix="fmnist-smoke-runs-"))
+    _SMOKE["root"] = root
+    _SMOKE["out"] = open(root / "stdout.txt", "w")  # files, not pipes: nobody reads until the end
+    _SMOKE["err"] = open(root / "stderr.txt", "w")
+    _SMOKE["proc"] = subprocess.Popen(
         [sys.executable, "-m", "fmnist_lib", "run", "--profile", "smoke", "--runs-dir", str(root)],
         cwd=config.PROJ_ROOT,
-        capture_output=True,
+        stdout=_SMOKE["out"],
+        stderr=_SMOKE["err"],
         text=True,
-        timeout=900,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    (run_dir,) = root.iterdir()
-    return run_dir, out.stdout, out.stderr
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if any("smoke_run" in getattr(item, "fixturenames", ()) for item in session.items):
+        _start_smoke_run()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    proc = _SMOKE.get("proc")
+    if proc is not None and proc.poll() is None:  # interrupted: leave no run behind
+        proc.kill()
+
+
+@pytest.fixture(scope="session")
+def smoke_run():
+    """One real `run --profile smoke` (every notebook, three models) shared by the tests that
+    read a finished run: (run folder, stdout, stderr)."""
+    if "proc" not in _SMOKE:
+        _start_smoke_run()
+    _SMOKE["proc"].wait(timeout=1200)
+    for handle in (_SMOKE["out"], _SMOKE["err"]):
+        handle.close()
+    root = _SMOKE["root"]
+    stdout = (root / "stdout.txt").read_text()
+    stderr = (root / "stderr.txt").read_text()
+    assert _SMOKE["proc"].returncode == 0, stdout[-3000:] + stderr[-3000:]
+    (run_dir,) = [p for p in root.iterdir() if p.is_dir()]
+    return run_dir, stdout, stderr
