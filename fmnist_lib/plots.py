@@ -115,6 +115,36 @@ def class_samples(images: np.ndarray, labels: np.ndarray, per_class: int = 8, se
     return fig
 
 
+def _framed(ax: plt.Axes, image: np.ndarray, cmap: str, color: str, width: float) -> None:
+    """One image without ticks, framed in `color`."""
+    ax.imshow(image, cmap=cmap, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_color(color)
+        spine.set_linewidth(width)
+
+
+def _scatter_by_class(
+    ax: plt.Axes, points: np.ndarray, labels: np.ndarray, title: str, size: float, alpha: float
+) -> None:
+    """2-D points coloured by class (one legend entry per class), without ticks."""
+    for c, name in enumerate(CLASS_NAMES):
+        pts = points[labels == c]
+        ax.scatter(
+            pts[:, 0],
+            pts[:, 1],
+            s=size,
+            alpha=alpha,
+            color=CLASS_COLORS[name],
+            label=name,
+            rasterized=True,
+        )
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title)
+
+
 def class_columns(
     images: np.ndarray,
     labels: np.ndarray,
@@ -132,13 +162,7 @@ def class_columns(
     for c, name in enumerate(CLASS_NAMES):
         idx = rng.choice(np.flatnonzero(labels == c), per_class, replace=False)
         for r, i in enumerate(idx):
-            ax = axes[r, c]
-            ax.imshow(images[i], cmap="gray_r", interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_color(CLASS_COLORS[name])
-                spine.set_linewidth(2)
+            _framed(axes[r, c], images[i], "gray_r", CLASS_COLORS[name], 2)
         axes[0, c].set_title(
             name.replace("/", "/\n"), color=CLASS_COLORS[name], fontsize=_text_size(0.95)
         )
@@ -155,13 +179,7 @@ def class_strip(images: np.ndarray, labels: np.ndarray, rows: int = 2, seed: int
     )
     for c, name in enumerate(CLASS_NAMES):
         for r, i in enumerate(rng.choice(np.flatnonzero(labels == c), rows, replace=False)):
-            ax = axes[r, c]
-            ax.imshow(images[i], cmap="gray", interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_color(CLASS_COLORS[name])
-                spine.set_linewidth(4)
+            _framed(axes[r, c], images[i], "gray", CLASS_COLORS[name], 4)
     return fig
 
 
@@ -212,20 +230,7 @@ def embedding_pair(
     with one class legend for both."""
     fig, axes = plt.subplots(1, 2, figsize=size, layout="constrained")
     for ax, (points, labels, title) in zip(axes, (left, right), strict=True):
-        for c, name in enumerate(CLASS_NAMES):
-            pts = points[labels == c]
-            ax.scatter(
-                pts[:, 0],
-                pts[:, 1],
-                s=4,
-                alpha=0.7,
-                color=CLASS_COLORS[name],
-                label=name,
-                rasterized=True,
-            )
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_title(title)
+        _scatter_by_class(ax, points, labels, title, size=4, alpha=0.7)
     handles, names = axes[0].get_legend_handles_labels()
     fig.legend(handles, names, loc="outside right center", markerscale=4, frameon=False)
     return fig
@@ -299,7 +304,8 @@ def training_curves(
                 series = frame[key].dropna()
                 shown = series.clip(upper=cap) if metric == "loss" else series
                 ax.plot(shown.index, shown, marker="o", ms=3, label=label, color=color)
-                for epoch, value in series[series > cap].items() if metric == "loss" else ():
+                spikes = series[series > cap] if metric == "loss" else series.iloc[:0]
+                for epoch, value in spikes.items():
                     ax.plot(epoch, cap, marker="^", ms=9, color=color)
                     ax.annotate(
                         f"{value:.1f}",
@@ -564,20 +570,7 @@ def explained_variance(ratio: np.ndarray, kept: int) -> plt.Figure:
 def embedding_scatter(embedding: np.ndarray, labels: np.ndarray, title: str) -> plt.Figure:
     """A 2-D embedding coloured by class, with the class legend outside the axes."""
     fig, ax = plt.subplots(figsize=(8, 6.2))
-    for c, name in enumerate(CLASS_NAMES):
-        pts = embedding[labels == c]
-        ax.scatter(
-            pts[:, 0],
-            pts[:, 1],
-            s=3,
-            alpha=0.6,
-            color=CLASS_COLORS[name],
-            label=name,
-            rasterized=True,
-        )
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title(title)
+    _scatter_by_class(ax, embedding, labels, title, size=3, alpha=0.6)
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=4, frameon=False)
     return fig
 

@@ -68,8 +68,7 @@ def publish(run_dir: str | os.PathLike[str], target: Path = REFERENCE_DIR) -> Pa
     """Copy what a reader needs from a finished run into `target` (replacing it): executed
     notebooks, records, deck, PNG figures, histories, predictions, and the best model."""
     run_dir = Path(run_dir).resolve()
-    check_finished(run_dir)
-    record = records.read_json(run_dir / "run.json", {})
+    record = check_finished(run_dir)
     metrics = records.read_json(run_dir / "metrics.json", {})
     best = metrics.get("results", {}).get("best_model")
     if not best:

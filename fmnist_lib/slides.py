@@ -14,6 +14,7 @@ import html
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
@@ -149,14 +150,20 @@ html.print-pdf .reveal .slides .pdf-page:last-child { page-break-after: auto !im
 
 def figure_html(run_dir: str | os.PathLike[str], fig_id: str, max_height: int = 560) -> str:
     """The run's `figures/<fig_id>.png` as an embedded image, or a note that it is missing."""
-    path = Path(run_dir) / "figures" / f"{fig_id}.png"
+    return _embedded(Path(run_dir) / "figures" / f"{fig_id}.png", f"max-height: {max_height}px")
+
+
+def _embedded(path: Path, style: str | Callable[[Path], str]) -> str:
+    """A PNG as an <img> with its bytes inlined and `style` (or `style(path)`), or a note
+    naming the missing figure."""
     if not path.is_file():
-        name = html.escape(fig_id)
+        name = html.escape(path.stem)
         return f'<p class="deck-note">Figure <code>{name}</code> is not in this run.</p>'
+    css = style(path) if callable(style) else style
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     return (
-        f'<img class="deck-figure" alt="{html.escape(fig_id)}" '
-        f'style="max-height: {max_height}px" src="data:image/png;base64,{data}">'
+        f'<img class="deck-figure" alt="{html.escape(path.stem)}" '
+        f'style="{css}" src="data:image/png;base64,{data}">'
     )
 
 
@@ -175,16 +182,16 @@ def place_figure(fig, fig_id: str, run_dir: str | os.PathLike[str]) -> str:
 def slide_figure(run_dir: str | os.PathLike[str], fig_id: str) -> str:
     """A figure drawn for the slide (`plots.slide_style`), embedded at the size it was drawn:
     its PNG's pixels at `plots.DPI`, shown at `plots.SLIDE_PPI`, so 14 pt stays 14 pt."""
+    from PIL import Image
+
     from fmnist_lib import plots
 
-    path = Path(run_dir) / "figures" / f"{fig_id}.png"
-    if not path.is_file():
-        return figure_html(run_dir, fig_id)
-    width = int.from_bytes(path.read_bytes()[16:20], "big")  # the PNG header's IHDR width
-    shown = round(width * plots.SLIDE_PPI / plots.DPI)
-    return figure_html(run_dir, fig_id).replace(
-        'style="max-height: 560px"', f'style="width: {shown}px; max-width: none"'
-    )
+    def drawn_size(path: Path) -> str:
+        with Image.open(path) as png:  # reads the header only
+            shown = round(png.width * plots.SLIDE_PPI / plots.DPI)
+        return f"width: {shown}px; max-width: none"
+
+    return _embedded(Path(run_dir) / "figures" / f"{fig_id}.png", drawn_size)
 
 
 def count_slides(notebook: nbformat.NotebookNode) -> int:
