@@ -11,6 +11,10 @@
 #                                          # else running (2-GPU machine)
 #   bash benchmarks/device/issue11.sh g    # the 95.5% goal: longer runs with an EMA of the
 #                                          # weights, one per GPU (2-GPU machine)
+#   bash benchmarks/device/issue11.sh h    # the longest EMA recipe under 10 minutes, two
+#                                          # seeds, one per GPU (2-GPU machine)
+#   bash benchmarks/device/issue11.sh i    # weak scaling: throughput at 512 images per GPU
+#                                          # on one GPU, then two (2-GPU machine)
 # Results go to /tmp/r (JSON and logs), packed into $OUT/<stage>.tgz.
 set -u
 stage=$1
@@ -98,6 +102,19 @@ g)
     bench 1 lr01_e200_ema recipe --epochs 200 --learning-rate 0.1 --ema 0.999 &
     wait %2 %3
     kill $packer
+    ;;
+h)
+    (while sleep 20; do pack; done) &
+    packer=$!
+    bench 0 lr01_e230_ema recipe --epochs 230 --learning-rate 0.1 --ema 0.999 &
+    bench 1 lr01_e230_ema_seed7 recipe --epochs 230 --learning-rate 0.1 --ema 0.999 --seed 7 &
+    wait %2 %3
+    kill $packer
+    ;;
+i)
+    bench 0 real_b512_1gpu throughput --cases real --batch-size 512 --steps 40
+    bench 0,1 real_b1024_2gpu throughput --cases real --batch-size 1024 --steps 20
+    bench 0 real_b1024_1gpu throughput --cases real --batch-size 1024 --steps 20
     ;;
 e)
     (while sleep 20; do pack; done) &
