@@ -14,7 +14,17 @@ RESULTS = ROOT / "benchmarks" / "results"
 ACCEL = RESULTS / "accelerator"
 SMALL = ACCEL / "small_stem"
 FLOOR, GOAL, BUDGET = 0.945, 0.955, 120.0
-SAME_RECIPE = ("stem", "image_size", "epochs", "learning_rate", "zero_init_residual", "ema")
+SAME_RECIPE = (
+    "stem",
+    "image_size",
+    "epochs",
+    "learning_rate",
+    "zero_init_residual",
+    "ema",
+    "seed",
+)
+TEN_MINUTES = 600.0
+LENT_KINDS = "nvidia-h200 and nvidia-h200-x2"  # what the device tool offered for this work
 
 
 def load(path: Path) -> dict[str, Any] | None:
@@ -135,6 +145,8 @@ def recipe_row(r: dict[str, Any]) -> list[Any]:
         flags.append("zero-init residual")
     if rec.get("ema"):
         flags.append(f"EMA {rec['ema']}")
+    if rec.get("seed", 42) != 42:
+        flags.append(f"seed {rec['seed']}")
     return [
         r["name"].removesuffix("_h100"),  # launched with that suffix; the card is in the row
         f"{r['machine']['device_kind']} x{r['devices']}",
@@ -149,6 +161,127 @@ def recipe_row(r: dict[str, Any]) -> list[Any]:
         f"**{r['test_accuracy_tta']:.2%}**",
         f"`{r['command'].split(' --out')[0]}`",
     ]
+
+
+def same_recipe(a: dict[str, Any], b: dict[str, Any], but: tuple[str, ...] = ()) -> bool:
+    """Whether two recipe runs trained the same recipe, apart from the keys in `but`."""
+    return all(a["recipe"][k] == b["recipe"][k] for k in SAME_RECIPE if k not in but)
+
+
+def goal_paragraph(one_gpu: list[dict[str, Any]]) -> list[str]:
+    """The 95.5% goal in 120 s and under 10 minutes, with every seed of a recipe that met it."""
+    parts = []
+    for budget in (BUDGET, TEN_MINUTES):
+        fits = [r for r in one_gpu if r["train_wall_seconds_incl_compile"] <= budget]
+        if not fits:
+            continue
+        best = max(fits, key=lambda r: r["test_accuracy_tta"])
+        label = f"in {budget:.0f} s" if budget == BUDGET else "under 10 minutes"
+        met = [r for r in fits if r["test_accuracy_tta"] >= GOAL]
+        if not met:
+            parts.append(
+                f"{label}: **not met**; the best run, {best['name']} "
+                f"({best['recipe']['epochs']} epochs), reached {best['test_accuracy_tta']:.2%} "
+                f"in {best['train_wall_seconds_incl_compile']:.0f} s"
+            )
+            continue
+        seeds = [r for r in fits if same_recipe(r, met[0], but=("seed",))]
+        hits = [r for r in seeds if r["test_accuracy_tta"] >= GOAL]
+        parts.append(
+            f"{label}: **met by {len(hits)} of {len(seeds)} seeds** of one recipe ("
+            + ", ".join(
+                f"{r['name']}: {r['test_accuracy_tta']:.2%} in "
+                f"{r['train_wall_seconds_incl_compile']:.0f} s, validation "
+                f"{r['val_accuracy_tta']:.2%}"
+                for r in seeds
+            )
+            + ")"
+            + (", so not reliably" if len(hits) < len(seeds) else "")
+        )
+    return [
+        f"**Goal** ({GOAL:.1%} test accuracy with TTA, on one GPU): " + "; ".join(parts) + ".",
+        "",
+    ]
+
+
+def loss_spike(losses: list[float], rise: float = 0.2) -> str:
+    """The first epoch whose training loss rose by more than `rise` (a fraction), in words."""
+    for epoch, (before, after) in enumerate(zip(losses, losses[1:], strict=False), start=2):
+        if after > before * (1 + rise):
+            return f"its training loss jumped from {before:.2f} to {after:.2f} at epoch {epoch}"
+    return ""
+
+
+def scale_out(runs: list[dict[str, Any]]) -> list[str]:
+    """DataParallel against one GPU: the recipe runs, then weak scaling at 512 images a GPU."""
+    one_gpu = [r for r in runs if r["devices"] == 1]
+    out = ["**Scale-out** (`keras.distribution.DataParallel`):", ""]
+    for r in (r for r in runs if r["devices"] > 1):
+        peers = [s for s in one_gpu if same_recipe(s, r)]
+        # Prefer the one-GPU run launched beside it on the same machine (its name says so).
+        base = next(
+            (s for s in peers if s["name"] == r["name"].replace("2gpu", "1gpu")),
+            peers[0] if peers else None,
+        )
+        line = (
+            f"- {r['devices']} GPUs ({r['machine']['device_kind']}), the recipe at global "
+            f"batch {r['recipe']['batch_size']}, {r['name']}: "
+            f"{r['train_images_per_s_steady']:,} images/s steady, "
+            f"{r['train_wall_seconds_incl_compile']:.0f} s, {r['test_accuracy_tta']:.2%} with "
+            "TTA"
+        )
+        if r["test_accuracy_tta"] < FLOOR:
+            line += f" (time to {FLOOR:.1%}: not reached in {r['recipe']['epochs']} epochs)"
+        if spike := loss_spike(r["train_loss_by_epoch"]):
+            line += f"; {spike}"
+        if base:
+            eff = base["median_epoch_seconds"] / (r["median_epoch_seconds"] * r["devices"])
+            line += (
+                f"; against {base['train_images_per_s_steady']:,} images/s and "
+                f"{base['test_accuracy_tta']:.2%} on one GPU ({base['name']}), a scaling "
+                f"efficiency of {eff:.0%}"
+            )
+        out.append(line + (f". {r['note'][0].upper()}{r['note'][1:]}." if r.get("note") else "."))
+    weak = {p.stem: load(p) for p in sorted(SMALL.glob("scaling_*.json"))}
+    one = next((t for t in weak.values() if t["devices"] == 1 and t["batch_size"] == 512), None)
+    for t in (t for t in weak.values() if t["devices"] > 1):
+        rate = t["cases"]["real images, augmentation on"]["train_images_per_s"]
+        same_batch = next(
+            (s for s in weak.values() if s["devices"] == 1 and s["batch_size"] == t["batch_size"]),
+            None,
+        )
+        line = (
+            f"- Weak scaling, {t['devices']} GPUs ({t['machine']['device_kind']}) at "
+            f"{t['batch_size'] // t['devices']} images a GPU (global batch {t['batch_size']}), "
+            f"real images with augmentation: {rate:,} images/s"
+        )
+        if one:
+            base = one["cases"]["real images, augmentation on"]["train_images_per_s"]
+            line += (
+                f"; one GPU at batch 512: {base:,} images/s, a scaling efficiency of "
+                f"{rate / (t['devices'] * base):.0%}"
+            )
+        if same_batch:
+            b = same_batch["cases"]["real images, augmentation on"]["train_images_per_s"]
+            line += f"; one GPU at batch {t['batch_size']}: {b:,} images/s"
+        out.append(
+            line + f". `{t['command'].split(' --out')[0]}` (one after another, nothing else "
+            "running)."
+        )
+    out += [
+        f"- 4 GPUs: **not measured**. In this session the device tool lent only {LENT_KINDS}. "
+        "In the previous one, a 4-GPU machine ran the recipe variants, one of which "
+        "(`XLA_FLAGS=--xla_gpu_autotune_level=0`, to cut compilation) never finished its first "
+        "epoch and held the call to its 10-minute limit; the next 4-GPU machine could not be "
+        "started (`benchmarks/results/accelerator/small_stem/logs/`).",
+        "- Why two GPUs gain so little is not measured apart. Candidates: a 28 px step on "
+        "256 images a GPU leaves each GPU less busy than 512 does (the one-GPU rates above, "
+        "512 against 1024); BatchNorm statistics are synchronised across the GPUs in every "
+        "one of the about 50 BatchNorm layers, forward and backward; and the gradient "
+        "all-reduce.",
+        "",
+    ]
+    return out
 
 
 def small_stem_section() -> list[str]:
@@ -221,16 +354,7 @@ def small_stem_section() -> list[str]:
             + ("**met in every run**." if len(met) == len(same) else "**not reliably met**.")
         )
     out.append("")
-    longest = max(one_gpu, key=lambda r: r["test_accuracy_tta"], default=None)
-    if longest:
-        out += [
-            f"**Goal** ({GOAL:.1%} in {BUDGET:.0f} s, and {GOAL:.1%} at any budget under 10 "
-            f"minutes): **not met**. The best run, {longest['name']} "
-            f"({longest['recipe']['epochs']} epochs), reached "
-            f"{longest['test_accuracy_tta']:.2%} in "
-            f"{longest['train_wall_seconds_incl_compile']:.0f} s.",
-            "",
-        ]
+    out += goal_paragraph(one_gpu)
     if t := load(SMALL / "throughput_small28_h200.json"):
         rows = [
             [
@@ -256,43 +380,7 @@ def small_stem_section() -> list[str]:
         out += table(
             ["card", "inputs", "augment", "images/s", "epoch", "first epoch (compile)"], rows
         )
-    multi = [r for r in runs if r["devices"] > 1]
-    out += ["**Scale-out** (`keras.distribution.DataParallel`, global batch 512):", ""]
-    for r in multi:
-        single = [
-            s
-            for s in one_gpu
-            if s["recipe"]["learning_rate"] == r["recipe"]["learning_rate"]
-            and s["recipe"]["epochs"] == r["recipe"]["epochs"]
-            and s["recipe"]["zero_init_residual"] == r["recipe"]["zero_init_residual"]
-        ]
-        base = single[0] if single else None
-        eff = (
-            base["median_epoch_seconds"] / (r["median_epoch_seconds"] * r["devices"])
-            if base
-            else None
-        )
-        out += [
-            f"- {r['devices']} GPUs ({r['machine']['device_kind']}): "
-            f"{r['train_images_per_s_steady']:,} images/s steady, "
-            f"{r['train_wall_seconds_incl_compile']:.0f} s, {r['test_accuracy_tta']:.2%} with "
-            "TTA"
-            + (
-                f"; against {base['train_images_per_s_steady']:,} images/s on one GPU "
-                f"({base['name']}), a scaling efficiency of {eff:.0%}"
-                if base
-                else ""
-            )
-            + (f". {r['note'][0].upper()}{r['note'][1:]}." if r.get("note") else ".")
-        ]
-    out += [
-        "- 4 GPUs: **not measured**. The run was planned after the recipe variants on a "
-        "4-GPU machine; there one variant (`XLA_FLAGS=--xla_gpu_autotune_level=0`, to cut "
-        "compilation) never finished its first epoch and held the call to its 10-minute "
-        "limit, the next 4-GPU machine could not be started, and the session's device time "
-        "ran out (`benchmarks/results/accelerator/small_stem/logs/`).",
-        "",
-    ]
+    out += scale_out(runs)
     if g := load(RESULTS / "gpu_run.json"):
         grow = [
             [
@@ -308,7 +396,8 @@ def small_stem_section() -> list[str]:
             f"The `gpu` profile, run end to end with papermill on {hardware(g['machine'])} "
             f"(`python -m fmnist_lib run --profile gpu`, commit "
             f"`{(g['git']['commit'] or '')[:10]}`; executed notebooks in "
-            f"`benchmarks/results/gpu_run/`), status **{g['status']}**"
+            f"`benchmarks/results/gpu_run/`, whose README says which code the device copy "
+            f"ran), status **{g['status']}**"
             + (
                 ": `04_results` stopped on a bug since fixed (see that folder's README)"
                 if g["status"] != "done"
