@@ -27,8 +27,14 @@ SCRIPT = textwrap.dedent(
     import numpy as np, keras
     from fmnist_lib import augment, distribute, layers, models, train
 
+    try:  # two devices cannot split 33 images evenly: refused before any work
+        distribute.data_parallel(33)
+        refused = None
+    except ValueError as exc:
+        refused = str(exc)
     parallel = distribute.data_parallel(32, enable=sys.argv[2] == "on")
-    out = {"distribution": parallel["distribution"], "devices": len(parallel["devices"])}
+    out = {"distribution": parallel["distribution"], "devices": len(parallel["devices"]),
+           "refused": refused}
 
     def summary(res, layer):
         kernel = layer.get_weights()[0]
@@ -107,7 +113,15 @@ def test_in_model_augmentation_on_two_devices_matches_one(one_and_two):
     np.testing.assert_allclose(two["device"]["kernel"], one["device"]["kernel"], atol=1e-5)
 
 
-def test_precision_and_batch_are_checked():
+def test_precision_is_checked():
     with pytest.raises(ValueError, match="PRECISION='fp8'"):
         distribute.set_precision("fp8")
-    assert distribute.data_parallel(30)["distribution"] is None  # TensorFlow: one device
+
+
+@pytest.mark.slow
+def test_batch_that_two_devices_cannot_split_is_refused(one_and_two):
+    # Run on JAX with two devices (the check is skipped where nothing is split).
+    for mode in one_and_two:
+        assert mode["refused"] == (
+            "BATCH_SIZE=33: with 2 devices the batch must be a multiple of 2 for data parallelism"
+        )

@@ -12,8 +12,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
+from sklearn.metrics import accuracy_score, f1_score
 
 from fmnist_lib import config, pipeline, records
 
@@ -158,8 +160,15 @@ def test_smoke_run_leaves_every_artifact(smoke_run, real_ds):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert set(metrics["training"]) == {"mlp", "cnn", "resnet50"}
     assert metrics["eda"]["data_md5"] == real_ds.md5s()
-    for m in metrics["training"].values():
-        assert 0.0 <= m["accuracy"] <= 1.0 and m["n"] == 500
+    for name, m in metrics["training"].items():
+        # The recorded scores are the saved predictions' own, computed again by scikit-learn,
+        # on the real test labels of the images they name.
+        pred = np.load(run_dir / "models" / name / "predictions.npz")
+        assert np.array_equal(pred["y_true"], real_ds.y_test[pred["test_index"]])
+        assert m["n"] == len(pred["y_true"]) == 500
+        guess = pred["proba"].argmax(axis=1)
+        assert m["accuracy"] == pytest.approx(accuracy_score(pred["y_true"], guess))
+        assert m["macro_f1"] == pytest.approx(f1_score(pred["y_true"], guess, average="macro"))
     assert metrics["training"]["resnet50"]["weights_used"] in {"imagenet", "random"}
     assert metrics["results"]["best_model"] in metrics["training"]
 
