@@ -8,14 +8,14 @@ Writes benchmarks/results/cli.json with the machine it was measured on.
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import os
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import stamp
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = {
@@ -41,24 +41,15 @@ def time_command(args: list[str], code: int, repeats: int) -> float:
 
 
 def main(repeats: int = 5) -> dict:
-    from fmnist_lib import records
 
     load_before = list(os.getloadavg())
     result = {
         "benchmark": "command-line validation time, fresh process",
         "repeats": repeats,
         "cases": {name: round(time_command(a, c, repeats), 3) for name, (a, c) in CASES.items()},
-        "machine": {
-            **records.describe_device(),
-            "load_average_before": load_before,
-            "load_average_after": list(os.getloadavg()),
-        },
-        "date": dt.date.today().isoformat(),
-        "command": f"python benchmarks/bench_cli.py {repeats}",
     }
-    out = ROOT / "benchmarks" / "results" / "cli.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    result = stamp.measured(result, load_before)
+    stamp.save("cli", result)
     return result
 
 

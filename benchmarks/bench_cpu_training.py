@@ -8,12 +8,13 @@ Writes benchmarks/results/cpu_training.json with the machine it was measured on.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import stamp
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,25 +56,14 @@ def run_backend(backend: str) -> list[dict]:
 
 
 def main() -> dict:
-    from fmnist_lib import records
-
     load_before = list(os.getloadavg())
     backends = {b: run_backend(b) for b in ("tensorflow", "jax")}
     result = {
         "benchmark": "CPU training throughput per Keras backend (fit_stage, real images)",
         "backends": backends,
-        "machine": {
-            **records.describe_device(),
-            "load_average_before": load_before,
-            "load_average_after": list(os.getloadavg()),
-        },
-        "versions": records.package_versions(),
-        "date": dt.date.today().isoformat(),
-        "command": "python benchmarks/bench_cpu_training.py",
     }
-    out = ROOT / "benchmarks" / "results" / "cpu_training.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    result = stamp.measured(result, load_before)
+    stamp.save("cpu_training", result)
     return result
 
 

@@ -6,21 +6,21 @@ Writes benchmarks/results/data.json with the machine it was measured on.
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from fmnist_lib import data, records
+import stamp
+
+from fmnist_lib import data
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(repeats: int = 5) -> dict:
-    times = []
+    load_before, times = list(os.getloadavg()), []
     for _ in range(repeats):
         start = time.perf_counter()
         ds = data.load_fashion_mnist(allow_download=False)
@@ -31,12 +31,9 @@ def main(repeats: int = 5) -> dict:
         "source": ds.source,
         "seconds_median": round(statistics.median(times), 3),
         "seconds_all": [round(t, 3) for t in times],
-        "machine": {**records.describe_device(), "load_average": list(os.getloadavg())},
-        "date": dt.date.today().isoformat(),
-        "command": f"python benchmarks/bench_data.py {repeats}",
     }
-    (ROOT / "benchmarks" / "results" / "data.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    result = stamp.measured(result, load_before)
+    stamp.save("data", result)
     return result
 
 

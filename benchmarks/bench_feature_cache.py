@@ -13,8 +13,6 @@ Writes benchmarks/results/feature_cache.json with the machine it was measured on
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import os
 import statistics
 import sys
@@ -26,8 +24,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+import stamp
 
-from fmnist_lib import data, models, preprocess, records, train  # noqa: E402
+from fmnist_lib import data, models, preprocess, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LOOP_EPOCHS = 4  # 10-40 s each here
@@ -110,17 +109,9 @@ def main(n: int = 1024, sizes: tuple[int, ...] = (32, 64)) -> dict:
             extraction_rate(ds, 512, 32, "small"),
             extraction_rate(ds, 512, 28, "small"),
         ],
-        "machine": {
-            **records.describe_device(),
-            "load_average_before": load_before,
-            "load_average_after": list(os.getloadavg()),
-        },
-        "date": dt.date.today().isoformat(),
-        "command": "python benchmarks/bench_feature_cache.py " + str(n),
     }
-    out = ROOT / "benchmarks" / "results" / "feature_cache.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    result = stamp.measured(result, load_before)
+    stamp.save("feature_cache", result)
     return result
 
 
