@@ -44,98 +44,93 @@ def table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return lines + [""]
 
 
-def cpu_section() -> list[str]:
+def cpu_row(figure: str, value: str, result: dict[str, Any], backend: bool = True) -> list[str]:
+    """One CPU table row: the figure and its value, then the result's machine (with its Keras
+    backend unless the figure names its own), date and command."""
+    m = result["machine"]
+    machine = f"{m['cpu']}, {m['cpu_count']} cores"
+    if backend and "keras_backend" in m:
+        machine = hardware(m)
+    date = result.get("date") or result.get("finished") or "?"
+    return [figure, value, machine, date[:10], f"`{result.get('command', '?')}`"]
+
+
+def cpu_rows() -> list[list[str]]:
+    """Every CPU figure in benchmarks/results/, one row each."""
     rows = []
     if d := load(RESULTS / "data.json"):
         rows.append(
-            [
+            cpu_row(
                 f"load and verify {d['images']:,} images",
                 f"{d['seconds_median']:.2f} s (median)",
-                hardware(d["machine"]),
-                d["date"],
-                f"`{d['command']}`",
-            ]
+                d,
+            )
         )
     if c := load(RESULTS / "cli.json"):
-        for name, seconds in c["cases"].items():
-            rows.append(
-                [
-                    f"`python -m fmnist_lib {name.split(': ', 1)[1]}` ({name.split(':')[0]})",
-                    f"{seconds:.2f} s (median of {c['repeats']} fresh processes)",
-                    hardware(c["machine"]),
-                    c["date"],
-                    f"`{c['command']}`",
-                ]
+        rows += [
+            cpu_row(
+                f"`python -m fmnist_lib {name.split(': ', 1)[1]}` ({name.split(':')[0]})",
+                f"{seconds:.2f} s (median of {c['repeats']} fresh processes)",
+                c,
             )
+            for name, seconds in c["cases"].items()
+        ]
     if e := load(RESULTS / "eda.json"):
-        m = e["machine"]
-        rows.append(
-            [
-                "`01_eda` notebook, full data",
-                f"{e['seconds']:.1f} s",
-                f"{m['cpu']}, {m['cpu_count']} cores",
-                e.get("date", "?"),
-                f"`{e.get('command', 'python benchmarks/bench_eda.py')}`",
-            ]
-        )
+        rows.append(cpu_row("`01_eda` notebook, full data", f"{e['seconds']:.1f} s", e))
     if c := load(RESULTS / "cpu_training.json"):
-        for backend, cases in c["backends"].items():
-            for case in cases:
-                rows.append(
-                    [
-                        f"train {case['model']}, batch {case['batch_size']}, {backend}",
-                        f"{case['train_images_per_s']:,} images/s",
-                        f"{c['machine']['cpu']}, {c['machine']['cpu_count']} cores",
-                        c["date"],
-                        f"`{c['command']}`",
-                    ]
-                )
+        rows += [
+            cpu_row(
+                f"train {case['model']}, batch {case['batch_size']}, {backend}",
+                f"{case['train_images_per_s']:,} images/s",
+                c,
+                backend=False,  # each case ran in a child process on the backend it names
+            )
+            for backend, cases in c["backends"].items()
+            for case in cases
+        ]
     if f := load(RESULTS / "feature_cache.json"):
-        for s in f["sizes"]:
-            rows.append(
-                [
-                    f"frozen ResNet50 {s['image_size']}px: epoch in the loop vs head on cached "
-                    f"features ({f['images']:,} images, batch {f['batch_size']})",
-                    f"{s['in_loop_epoch_seconds']:.2f} s vs {s['cached_head_epoch_seconds']:.2f} s "
-                    f"= **{s['speedup_per_epoch']}x**",
-                    hardware(f["machine"]),
-                    f["date"],
-                    f"`{f['command']}`",
-                ]
+        rows += [
+            cpu_row(
+                f"frozen ResNet50 {s['image_size']}px: epoch in the loop vs head on cached "
+                f"features ({f['images']:,} images, batch {f['batch_size']})",
+                f"{s['in_loop_epoch_seconds']:.2f} s vs {s['cached_head_epoch_seconds']:.2f} s "
+                f"= **{s['speedup_per_epoch']}x**",
+                f,
             )
-        for e in f.get("extraction", []):
-            rows.append(
-                [
-                    f"frozen ResNet50 features, {e['stem']} stem, {e['image_size']}px "
-                    f"({e['images']:,} images, batch 256)",
-                    f"{e['images_per_s']:,} images/s: 60,000 images in about "
-                    f"{e['projected_seconds_60000'] / 60:.1f} min",
-                    hardware(f["machine"]),
-                    f["date"],
-                    f"`{f['command']}`",
-                ]
+            for s in f["sizes"]
+        ]
+        rows += [
+            cpu_row(
+                f"frozen ResNet50 features, {e['stem']} stem, {e['image_size']}px "
+                f"({e['images']:,} images, batch 256)",
+                f"{e['images_per_s']:,} images/s: 60,000 images in about "
+                f"{e['projected_seconds_60000'] / 60:.1f} min",
+                f,
             )
+            for e in f.get("extraction", [])
+        ]
     if r := load(RESULTS / "default_run.json"):
-        for name, m in r["models"].items():
-            rows.append(
-                [
-                    f"`make run` (default profile): {name}, {m['epochs']} epochs",
-                    f"{m['accuracy']:.2%} test accuracy, {m['train_seconds']:.0f} s training",
-                    hardware(r["machine"]),
-                    r["finished"][:10],
-                    "`make run`",
-                ]
+        r = {**r, "command": "make run"}
+        rows += [
+            cpu_row(
+                f"`make run` (default profile): {name}, {m['epochs']} epochs",
+                f"{m['accuracy']:.2%} test accuracy, {m['train_seconds']:.0f} s training",
+                r,
             )
+            for name, m in r["models"].items()
+        ]
         rows.append(
-            [
+            cpu_row(
                 "`make run` (default profile), all notebooks",
                 f"{r['total_seconds'] / 60:.1f} min",
-                hardware(r["machine"]),
-                r["finished"][:10],
-                "`make run`",
-            ]
+                r,
+            )
         )
-    return ["## CPU", ""] + table(["figure", "value", "hardware", "date", "command"], rows)
+    return rows
+
+
+def cpu_section() -> list[str]:
+    return ["## CPU", ""] + table(["figure", "value", "hardware", "date", "command"], cpu_rows())
 
 
 def recipe_row(r: dict[str, Any]) -> list[Any]:
