@@ -129,11 +129,11 @@ class TrainConfig:
     passed whole, and recorded whole (`dataclasses.asdict`) in `metrics.json`.
 
     Each field but `steps_per_execution` is the notebook parameter of the same name in upper
-    case. For the notebook, the one validator is `fmnist_lib.parameters`, reading the ranges
-    declared next to each name; `__post_init__` repeats the few checks that library callers
-    (benchmarks, tests), which skip that validator, would otherwise miss. It agrees with the
-    declarations (a test checks that both refuse the same values) and its one cross-field
-    rule, EARLY_STOPPING against VAL_EVERY, is also `parameters.training_rules`'.
+    case. For notebook runs the one validator is `fmnist_lib.parameters`, which reads the
+    range declared next to each name before anything runs. `__post_init__` keeps five of
+    those checks (OPTIMIZER, EMA, CHECKPOINT_SECONDS, VAL_EVERY, and EARLY_STOPPING against
+    VAL_EVERY, also in `parameters.training_rules`) for library callers such as the
+    benchmarks, which never meet that validator; a test checks both refuse those values.
     """
 
     epochs: int = 3  # training epochs (for resnet50 frozen/top: epochs of the head)
