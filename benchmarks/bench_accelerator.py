@@ -28,7 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import keras
@@ -54,18 +54,10 @@ def spec_of(args: argparse.Namespace, augment: str | None = None) -> models.ResN
 
 
 def recipe_of(args: argparse.Namespace, epochs: int | None = None) -> train.TrainConfig:
-    return train.TrainConfig(
-        epochs=args.epochs if epochs is None else epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        optimizer=args.optimizer,
-        weight_decay=args.weight_decay,
-        warmup_epochs=args.warmup_epochs,
-        label_smoothing=args.label_smoothing,
-        ema=args.ema,
-        checkpoint_seconds=args.checkpoint_seconds,
-        seed=args.seed,
-    )
+    """The recipe the arguments describe, named as `03_training`'s parameters are
+    (`--batch-size` is BATCH_SIZE); `epochs` overrides `--epochs`."""
+    recipe = train.TrainConfig.from_parameters({k.upper(): v for k, v in vars(args).items()})
+    return recipe if epochs is None else replace(recipe, epochs=epochs)
 
 
 def run_recipe(args: argparse.Namespace, out: Path) -> dict:

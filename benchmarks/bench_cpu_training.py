@@ -36,8 +36,9 @@ for name, n, batch, epochs in cases:
         model = models.build_resnet50(models.ResNetSpec(32, "none", "full"))[0]
         x = ds.x_train[:n][..., None]
     with tempfile.TemporaryDirectory() as tmp:
-        res = train.fit_stage(model, Path(tmp) / "s", x, ds.y_train[:n], None, recipe,
-                              tensorboard=False, on_device=name != "cnn")
+        stage = train.StageData(x, ds.y_train[:n], on_device=name != "cnn")
+        res = train.fit_stage(model, Path(tmp) / "s", stage, recipe,
+                              train.RunOptions(tensorboard=False))
     hist = res.history
     steady = statistics.median(r["seconds"] for r in hist[1:])
     out.append({"model": name, "images": n, "batch_size": batch,

@@ -46,7 +46,7 @@ def measure(ds: data.FashionMNIST, n: int, size: int) -> dict:
     x, y = ds.x_train[idx][..., None], ds.y_train[idx]
     full = frozen_model(size)
     recipe = train.TrainConfig(batch_size=64, learning_rate=1e-3, seed=0)
-    kw = dict(tensorboard=False, in_memory=True)
+    quiet = train.RunOptions(tensorboard=False)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["FMNIST_CACHE_DIR"] = tmp
         t = time.perf_counter()
@@ -54,18 +54,19 @@ def measure(ds: data.FashionMNIST, n: int, size: int) -> dict:
         extract = time.perf_counter() - t
         # Early epochs include tracing and compilation: medians of later epochs are steady.
         loop = train.fit_stage(
-            full, Path(tmp) / "loop", x, y, None, replace(recipe, epochs=LOOP_EPOCHS), **kw
+            full,
+            Path(tmp) / "loop",
+            train.StageData(x, y, in_memory=True),
+            replace(recipe, epochs=LOOP_EPOCHS),
+            quiet,
         )
         # The head trains exactly as train_model trains it on cached features.
         head_only = train.fit_stage(
             models.build_head(),
             Path(tmp) / "head",
-            feats,
-            y,
-            None,
+            train.StageData(feats, y, in_memory=True, jit_compile=True),
             replace(recipe, epochs=HEAD_EPOCHS),
-            jit_compile=True,
-            **kw,
+            quiet,
         )
     in_loop_s = statistics.median(r["seconds"] for r in loop.history[1:])
     head_s = statistics.median(r["seconds"] for r in head_only.history[2:])

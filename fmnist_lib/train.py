@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from fmnist_lib.data import NUM_CLASSES
 from fmnist_lib.preprocess import make_batches
 
 CHECKPOINT = "checkpoint.keras"
+log = logging.getLogger(__name__)
 
 
 class TrainingStateError(RuntimeError):
@@ -112,7 +115,7 @@ def model_dir(run_dir: Path, model: str, *, scratch: bool = False) -> Path:
         import shutil
 
         shutil.rmtree(path)
-        print(f"cleared earlier interactive training in {path}")
+        log.info("cleared earlier interactive training in %s", path)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -122,8 +125,16 @@ OPTIMIZERS = ("adam", "sgd")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How a model trains: built once from `03_training`'s parameters, passed whole, and
-    recorded whole (`dataclasses.asdict`) in `metrics.json`."""
+    """How a model trains: built once from `03_training`'s parameters (`from_parameters`),
+    passed whole, and recorded whole (`dataclasses.asdict`) in `metrics.json`.
+
+    Each field but `steps_per_execution` is the notebook parameter of the same name in upper
+    case. For notebook runs the one validator is `fmnist_lib.parameters`, which reads the
+    range declared next to each name before anything runs. `__post_init__` keeps five of
+    those checks (OPTIMIZER, EMA, CHECKPOINT_SECONDS, VAL_EVERY, and EARLY_STOPPING against
+    VAL_EVERY, also in `parameters.training_rules`) for library callers such as the
+    benchmarks, which never meet that validator; a test checks both refuse those values.
+    """
 
     epochs: int = 3  # training epochs (for resnet50 frozen/top: epochs of the head)
     batch_size: int = 128  # images per step
@@ -157,6 +168,13 @@ class TrainConfig:
                 f"EARLY_STOPPING={self.early_stopping} watches every epoch's validation loss: "
                 f"it needs VAL_EVERY=1, not {self.val_every}"
             )
+
+    @classmethod
+    def from_parameters(cls, params: Mapping[str, Any]) -> TrainConfig:
+        """The recipe of a notebook's parameters (`EPOCHS` -> `epochs`, ...); other names
+        are ignored and fields the mapping lacks keep their defaults."""
+        names = {f.name.upper(): f.name for f in fields(cls)}
+        return cls(**{names[key]: value for key, value in params.items() if key in names})
 
     def validation_epochs(self, epochs: int | None = None) -> list[int]:
         """The 1-based epochs validated: every `val_every`-th and the last."""
@@ -224,57 +242,14 @@ def load_checkpoint(path: Path) -> keras.Model:
     return keras.saving.load_model(path, safe_mode=True)
 
 
-def _training_data(
-    x: np.ndarray,
-    y: np.ndarray,
-    config: TrainConfig,
-    initial_epoch: int,
-    *,
-    augment: Augment | None,
-    in_memory: bool,
-    on_device: bool,
-) -> tuple[dict[str, Any], int]:
-    """What `model.fit` trains on, and the number of steps per epoch."""
-    if in_memory:
-        if augment is not None:
-            raise ValueError("in_memory training takes no augmentation: use the seeded batches")
-        data = dict(x=x, y=one_hot(y), batch_size=config.batch_size, shuffle=True)
-        return data, -(-len(x) // config.batch_size)
-    batches = make_batches(
-        x, one_hot(y), config.batch_size, config.seed, augment, config.workers, on_device
-    )
-    batches.set_epoch(initial_epoch)
-    # Our own seeded order, never Keras's reshuffle of the batches.
-    return dict(x=batches, shuffle=False, callbacks=[BatchEpoch(batches)]), len(batches)
-
-
-def fit_stage(
-    model: keras.Model,
-    stage_dir: Path,
-    x: np.ndarray,
-    y: np.ndarray,
-    validation: tuple[np.ndarray, np.ndarray] | None,
-    config: TrainConfig,
-    *,
-    resume: bool = False,
-    augment: Augment | None = None,
-    callbacks: list[keras.callbacks.Callback] | None = None,
-    tensorboard: bool = True,
-    in_memory: bool = False,
-    on_device: bool = False,
-    jit_compile: bool | str = "auto",
-) -> StageResult:
-    """Train `model` for `config.epochs`, checkpointing each epoch into `stage_dir`.
+@dataclass(frozen=True, eq=False)
+class StageData:
+    """One stage's training data and how it is fed to `model.fit`.
 
     Args:
-        model: an uncompiled model; replaced by the checkpoint when resuming.
-        stage_dir: this stage's folder; it must be empty unless `resume` is set.
-        x, y: training images and integer labels.
+        x, y: training images (or cached features) and integer labels.
         validation: optional (images, integer labels).
-        config: epochs, batch size, optimizer and the rest of the recipe.
-        resume: continue from the last completed epoch found in `stage_dir`.
         augment: NumPy augmentation applied on the host to each training batch.
-        callbacks: extra Keras callbacks (tests use one to slow epochs down).
         in_memory: small inputs without augmentation (the head on cached features): pass
             the arrays to Keras, shuffled by Keras from the seed, and run up to 64 steps
             per execution. Saves the per-batch Python round trip of the seeded dataset,
@@ -282,61 +257,146 @@ def fit_stage(
         on_device: hold the training set on the device and gather full batches there
             (`preprocess.make_batches`); for models that augment inside the step.
         jit_compile: passed to `model.compile` (True compiles the step with XLA).
-
-    Returns:
-        The trained model, the full per-epoch history (no gaps) and the wall time.
     """
-    stage_dir.mkdir(parents=True, exist_ok=True)
+
+    x: np.ndarray
+    y: np.ndarray
+    validation: tuple[np.ndarray, np.ndarray] | None = None
+    augment: Augment | None = None
+    in_memory: bool = False
+    on_device: bool = False
+    jit_compile: bool | str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.in_memory and self.augment is not None:
+            raise ValueError("in_memory training takes no augmentation: use the seeded batches")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a stage runs, apart from its recipe and data.
+
+    Args:
+        resume: continue from the last completed epoch found in the stage folder.
+        callbacks: extra Keras callbacks (tests use one to slow epochs down).
+        tensorboard: write TensorBoard logs (TensorFlow backend only).
+    """
+
+    resume: bool = False
+    callbacks: Sequence[keras.callbacks.Callback] = ()
+    tensorboard: bool = True
+
+
+def _feed(data: StageData, config: TrainConfig, initial_epoch: int) -> tuple[dict[str, Any], int]:
+    """What `model.fit` trains on, and the number of steps per epoch."""
+    if data.in_memory:
+        feed = dict(x=data.x, y=one_hot(data.y), batch_size=config.batch_size, shuffle=True)
+        return feed, -(-len(data.x) // config.batch_size)
+    batches = make_batches(
+        data.x,
+        one_hot(data.y),
+        config.batch_size,
+        config.seed,
+        data.augment,
+        config.workers,
+        data.on_device,
+    )
+    batches.set_epoch(initial_epoch)
+    # Our own seeded order, never Keras's reshuffle of the batches.
+    return dict(x=batches, shuffle=False, callbacks=[BatchEpoch(batches)]), len(batches)
+
+
+def _resume_point(stage_dir: Path, resume: bool) -> int:
+    """The epochs already completed in `stage_dir` that a resumed run continues after (0 for
+    a fresh start); refuses to overwrite training unless `resume` is set."""
     state = records.read_json(stage_dir / "state.json")
-    history: list[dict[str, float]] = []
-    initial_epoch = 0
-    if state is not None and not resume:
+    if state is None:
+        return 0
+    if not resume:
         raise TrainingStateError(
             f"{stage_dir} already holds {state['completed_epochs']} trained epoch(s); pass "
             "RESUME=True to continue that run, or start a new run folder"
         )
-    resuming = state is not None and (stage_dir / CHECKPOINT).exists()
-    if resuming:
-        initial_epoch = int(state["completed_epochs"])
-    data, steps_per_epoch = _training_data(
-        x, y, config, initial_epoch, augment=augment, in_memory=in_memory, on_device=on_device
-    )
-    if resuming:
-        history = records.read_json(stage_dir / "history.json", [])[:initial_epoch]
-        model = load_checkpoint(stage_dir / CHECKPOINT)
-        print(
-            f"Resuming {stage_dir.name} after epoch {initial_epoch} of {config.epochs}", flush=True
-        )
-    else:
-        per_execution = min(steps_per_epoch, 64 if in_memory else config.steps_per_execution)
-        compile_model(
-            model,
-            config,
-            steps_per_epoch * config.epochs,
-            steps_per_execution=per_execution,
-            jit_compile=jit_compile,
-        )
-    if initial_epoch >= config.epochs:
-        if config.ema > 0:  # killed after the last checkpoint, before fit swapped in the EMA
-            model.optimizer.finalize_variable_values(model.trainable_variables)
-        return StageResult(model, history, 0.0, resumed_from=initial_epoch)
+    return int(state["completed_epochs"]) if (stage_dir / CHECKPOINT).exists() else 0
 
-    cbs: list[keras.callbacks.Callback] = [*data.pop("callbacks", [])]
-    cbs.append(EpochCheckpoint(stage_dir, history, config.epochs, config.checkpoint_seconds))
-    if config.early_stopping > 0 and validation is not None:
+
+def _prepared(
+    model: keras.Model,
+    stage_dir: Path,
+    data: StageData,
+    config: TrainConfig,
+    initial_epoch: int,
+    steps_per_epoch: int,
+) -> tuple[keras.Model, list[dict[str, float]]]:
+    """The checkpointed model and its history when resuming, else `model` compiled afresh."""
+    if initial_epoch > 0:
+        log.info("Resuming %s after epoch %d of %d", stage_dir.name, initial_epoch, config.epochs)
+        history = records.read_json(stage_dir / "history.json", [])[:initial_epoch]
+        return load_checkpoint(stage_dir / CHECKPOINT), history
+    per_execution = min(steps_per_epoch, 64 if data.in_memory else config.steps_per_execution)
+    compile_model(
+        model,
+        config,
+        steps_per_epoch * config.epochs,
+        steps_per_execution=per_execution,
+        jit_compile=data.jit_compile,
+    )
+    return model, []
+
+
+def _callbacks(
+    stage_dir: Path,
+    history: list[dict[str, float]],
+    data: StageData,
+    config: TrainConfig,
+    run: RunOptions,
+) -> list[keras.callbacks.Callback]:
+    """Checkpointing, early stopping and TensorBoard as the recipe asks, then `run`'s own."""
+    cbs: list[keras.callbacks.Callback] = [
+        EpochCheckpoint(stage_dir, history, config.epochs, config.checkpoint_seconds)
+    ]
+    if config.early_stopping > 0 and data.validation is not None:
         cbs.append(
             keras.callbacks.EarlyStopping(
                 patience=config.early_stopping, restore_best_weights=True, verbose=1
             )
         )
-    if tensorboard and keras.backend.backend() == "tensorflow":
+    if run.tensorboard and keras.backend.backend() == "tensorflow":
         cbs.append(keras.callbacks.TensorBoard(str(stage_dir / "tensorboard"), write_graph=False))
-    cbs.extend(callbacks or [])
-    val = (validation[0], one_hot(validation[1])) if validation is not None else None
+    return [*cbs, *run.callbacks]
+
+
+def fit_stage(
+    model: keras.Model,
+    stage_dir: Path,
+    data: StageData,
+    config: TrainConfig,
+    run: RunOptions | None = None,
+) -> StageResult:
+    """Train `model` on `data` for `config.epochs`, checkpointing each epoch into `stage_dir`.
+
+    `model` is uncompiled; when `run.resume` finds a checkpoint it is replaced by it, and the
+    run continues with the batches and augmentation it would have had. `stage_dir` must hold
+    no training unless `run.resume` is set.
+
+    Returns:
+        The trained model, the full per-epoch history (no gaps) and the wall time.
+    """
+    run = run or RunOptions()
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    initial_epoch = _resume_point(stage_dir, run.resume)
+    feed, steps = _feed(data, config, initial_epoch)
+    model, history = _prepared(model, stage_dir, data, config, initial_epoch, steps)
+    if initial_epoch >= config.epochs:
+        if config.ema > 0:  # killed after the last checkpoint, before fit swapped in the EMA
+            model.optimizer.finalize_variable_values(model.trainable_variables)
+        return StageResult(model, history, 0.0, resumed_from=initial_epoch)
+    cbs = [*feed.pop("callbacks", []), *_callbacks(stage_dir, history, data, config, run)]
+    val = (data.validation[0], one_hot(data.validation[1])) if data.validation is not None else None
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed + initial_epoch)
     model.fit(
-        **data,
+        **feed,
         validation_data=val,
         validation_freq=config.validation_epochs(),
         epochs=config.epochs,
@@ -444,12 +504,17 @@ class TrainResult:
         return rows
 
 
+def _validation(inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The validation images and labels of `inputs`, or None when there are none."""
+    return (inputs["x_val"], inputs["y_val"]) if len(inputs["y_val"]) else None
+
+
 def train_head_on_features(
     model: keras.Model,
     inputs: dict[str, np.ndarray],
     stage_dir: Path,
     config: TrainConfig,
-    **fit: Any,
+    run: RunOptions | None = None,
 ) -> tuple[StageResult, dict[str, Any]]:
     """The frozen-backbone stage: cache pooled features, train the head on them in memory."""
     start = time.perf_counter()
@@ -460,21 +525,24 @@ def train_head_on_features(
     cache["seconds"] = round(time.perf_counter() - start, 2)
     head = model.get_layer("head")
     val = (feats["val"], inputs["y_val"]) if len(inputs["y_val"]) else None
-    res = fit_stage(
-        head,
-        stage_dir,
-        feats["train"],
-        inputs["y_train"],
-        val,
-        config,
-        in_memory=True,
-        # XLA on JAX; on TensorFlow op determinism (config.set_seeds) rules it out, and the
-        # head is a few thousand weights on cached features, so plain graph mode is enough.
-        jit_compile="auto",
-        **fit,
-    )
+    # XLA on JAX; on TensorFlow op determinism (config.set_seeds) rules it out, and the head
+    # is a few thousand weights on cached features, so plain graph mode is enough.
+    data = StageData(feats["train"], inputs["y_train"], val, in_memory=True, jit_compile="auto")
+    res = fit_stage(head, stage_dir, data, config, run)
     head.set_weights(res.model.get_weights())
     return res, cache
+
+
+def fine_tune_top(
+    model: keras.Model, data: StageData, stage_dir: Path, config: TrainConfig, run: RunOptions
+) -> StageResult:
+    """Unfreeze ResNet50's last stage and train it for `config.fine_tune_epochs` at a tenth
+    of the learning rate."""
+    from fmnist_lib.models import set_trainable
+
+    set_trainable(model.get_layer("resnet50"), "top")
+    top = replace(config, epochs=config.fine_tune_epochs, learning_rate=config.learning_rate / 10)
+    return fit_stage(model, stage_dir, data, top, run)
 
 
 def train_model(
@@ -484,9 +552,8 @@ def train_model(
     config: TrainConfig,
     *,
     fine_tune: str | None,
-    resume: bool = False,
     augment: Augment | None = None,
-    callbacks: list[keras.callbacks.Callback] | None = None,
+    run: RunOptions | None = None,
 ) -> TrainResult:
     """Train any model; ResNet50 with a frozen backbone trains its head on cached features.
 
@@ -496,46 +563,25 @@ def train_model(
     augment inside the model and train on batches held on the device; `augment` is the
     host augmentation of the baselines.
     """
-    fit: dict[str, Any] = dict(resume=resume, callbacks=callbacks)
-    images: dict[str, Any] = dict(augment=augment)
-    if fine_tune is not None:  # ResNet50: raw pixels in, augmentation inside the model
-        images = dict(on_device=True)
-    val = (inputs["x_val"], inputs["y_val"]) if len(inputs["y_val"]) else None
+    run = run or RunOptions()
+    resnet = fine_tune is not None  # raw pixels in, augmentation inside the model
+    images = StageData(
+        inputs["x_train"],
+        inputs["y_train"],
+        _validation(inputs),
+        augment=None if resnet else augment,
+        on_device=resnet,
+    )
     stages: dict[str, list[dict[str, float]]] = {}
     cache: dict[str, Any] = {}
-    seconds = 0.0
     if fine_tune in ("frozen", "top"):
-        res, cache = train_head_on_features(model, inputs, out_dir / "head", config, **fit)
+        res, cache = train_head_on_features(model, inputs, out_dir / "head", config, run)
         stages["head"], seconds = res.history, res.seconds + cache["seconds"]
         if fine_tune == "top" and config.fine_tune_epochs > 0:
-            from fmnist_lib.models import set_trainable
-
-            set_trainable(model.get_layer("resnet50"), "top")
-            top = replace(
-                config, epochs=config.fine_tune_epochs, learning_rate=config.learning_rate / 10
-            )
-            res = fit_stage(
-                model,
-                out_dir / "top",
-                inputs["x_train"],
-                inputs["y_train"],
-                val,
-                top,
-                **fit,
-                **images,
-            )
+            res = fine_tune_top(model, images, out_dir / "top", config, run)
             model, stages["top"], seconds = res.model, res.history, seconds + res.seconds
     else:
-        res = fit_stage(
-            model,
-            out_dir / "main",
-            inputs["x_train"],
-            inputs["y_train"],
-            val,
-            config,
-            **fit,
-            **images,
-        )
+        res = fit_stage(model, out_dir / "main", images, config, run)
         model, stages["main"], seconds = res.model, res.history, res.seconds
     result = TrainResult(model, stages, seconds, cache)
     records.write_json(out_dir / "history.json", result.history())

@@ -46,8 +46,8 @@ SCRIPT = textwrap.dedent(
     keras.utils.set_random_seed(3)
     model = models.build_mlp(hidden=(64, 32))
     recipe = train.TrainConfig(epochs=2, batch_size=32, learning_rate=1e-3, seed=0)
-    res = train.fit_stage(model, Path(sys.argv[1]) / "mlp", x, y, None, recipe,
-                          tensorboard=False)
+    quiet = train.RunOptions(tensorboard=False)
+    res = train.fit_stage(model, Path(sys.argv[1]) / "mlp", train.StageData(x, y), recipe, quiet)
     out["mlp"] = summary(res, res.model.get_layer("softmax"))
 
     keras.utils.set_random_seed(3)
@@ -61,8 +61,8 @@ SCRIPT = textwrap.dedent(
     images = rng.integers(0, 256, (256, 28, 28, 1), dtype=np.uint8)
     recipe = train.TrainConfig(epochs=2, batch_size=32, learning_rate=0.05, optimizer="sgd",
                                seed=0)
-    res = train.fit_stage(model, Path(sys.argv[1]) / "device", images, y, None, recipe,
-                          on_device=True, tensorboard=False)
+    res = train.fit_stage(model, Path(sys.argv[1]) / "device",
+                          train.StageData(images, y, on_device=True), recipe, quiet)
     out["device"] = summary(res, res.model.layers[-1])
     print(json.dumps(out))
     """

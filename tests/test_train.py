@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
-from fmnist_lib import models, records, train
+from fmnist_lib import augment, models, parameters, records, train
 
 EPOCHS = 6
 SCRIPT = textwrap.dedent(
     """
-    import sys, time
+    import logging, sys, time
     from pathlib import Path
     import keras, numpy as np
     from fmnist_lib import models, train
+
+    logging.basicConfig(format="%(message)s")
+    logging.getLogger("fmnist_lib").setLevel(logging.INFO)  # shows "Resuming main after ..."
 
     class SlowEpochs(keras.callbacks.Callback):  # gives the test time to kill us mid-run
         def on_epoch_end(self, epoch, logs=None):
@@ -34,8 +39,9 @@ SCRIPT = textwrap.dedent(
     y = np.arange(256) % 10
     keras.utils.set_random_seed(0)
     recipe = train.TrainConfig(epochs={epochs}, batch_size=64, learning_rate=1e-3, seed=0)
-    train.fit_stage(models.build_mlp(hidden=(32, 16)), Path(sys.argv[1]), x, y, (x[:64], y[:64]),
-                    recipe, resume=sys.argv[2] == "resume", callbacks=[SlowEpochs()])
+    run = train.RunOptions(resume=sys.argv[2] == "resume", callbacks=[SlowEpochs()])
+    train.fit_stage(models.build_mlp(hidden=(32, 16)), Path(sys.argv[1]),
+                    train.StageData(x, y, (x[:64], y[:64])), recipe, run)
     """
 ).format(epochs=EPOCHS)
 
@@ -78,24 +84,46 @@ def test_killed_run_resumes_from_last_epoch_without_gaps(tmp_path):
     assert reloaded.optimizer.iterations.numpy() == EPOCHS * 4  # 256 images / 64 per step
 
 
-def test_existing_training_is_not_overwritten(tmp_path):
-    x = np.zeros((20, 28, 28), np.float32)
-    y = np.arange(20) % 10
+def test_existing_training_is_not_overwritten_but_resumes(tmp_path, caplog):
+    data = train.StageData(np.zeros((20, 28, 28), np.float32), np.arange(20) % 10)
     recipe = train.TrainConfig(epochs=1, batch_size=10, seed=0)
-    train.fit_stage(
-        models.build_mlp(hidden=(8, 8)), tmp_path / "s", x, y, None, recipe, tensorboard=False
-    )
+    quiet = train.RunOptions(tensorboard=False)
+    first = train.fit_stage(models.build_mlp(hidden=(8, 8)), tmp_path / "s", data, recipe, quiet)
     with pytest.raises(train.TrainingStateError, match="RESUME=True"):
-        train.fit_stage(
-            models.build_mlp(hidden=(8, 8)), tmp_path / "s", x, y, None, recipe, tensorboard=False
+        train.fit_stage(models.build_mlp(hidden=(8, 8)), tmp_path / "s", data, recipe, quiet)
+    # Resuming a finished stage trains nothing more: the checkpoint and its history come back.
+    resume = train.RunOptions(resume=True, tensorboard=False)
+    with caplog.at_level(logging.INFO, logger="fmnist_lib.train"):
+        again = train.fit_stage(
+            models.build_mlp(hidden=(8, 8)), tmp_path / "s", data, recipe, resume
         )
+    assert "Resuming s after epoch 1 of 1" in caplog.text
+    assert again.resumed_from == 1 and again.history == first.history
+    assert int(again.model.optimizer.iterations.numpy()) == 2  # 20 images / 10 per step, once
+
+
+def test_scratch_model_folder_is_cleared_and_says_so(tmp_path, caplog):
+    (tmp_path / "models" / "mlp").mkdir(parents=True)
+    (tmp_path / "models" / "mlp" / "state.json").write_text("{}")
+    with caplog.at_level(logging.INFO, logger="fmnist_lib.train"):
+        path = train.model_dir(tmp_path, "mlp", scratch=True)
+    assert path.is_dir() and not any(path.iterdir())
+    assert f"cleared earlier interactive training in {path}" in caplog.text
+
+
+def test_in_memory_data_refuses_host_augmentation():
+    x, y = np.zeros((4, 28, 28), np.float32), np.arange(4)
+    with pytest.raises(ValueError, match="in_memory training takes no augmentation"):
+        train.StageData(x, y, augment=augment.parse_augment("flip"), in_memory=True)
 
 
 def test_training_writes_tensorboard_logs_and_a_safe_model(tmp_path):
     x = np.random.default_rng(0).random((40, 28, 28)).astype(np.float32)
     y = np.arange(40) % 10
     recipe = train.TrainConfig(epochs=2, batch_size=20, seed=0)
-    res = train.fit_stage(models.build_mlp(hidden=(8, 8)), tmp_path / "s", x, y, (x, y), recipe)
+    res = train.fit_stage(
+        models.build_mlp(hidden=(8, 8)), tmp_path / "s", train.StageData(x, y, (x, y)), recipe
+    )
     assert list((tmp_path / "s" / "tensorboard").rglob("events.out.tfevents*"))
     reloaded = train.save_and_reload(res.model, tmp_path / "model.keras")
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), res.model.predict(x, verbose=0))
@@ -105,8 +133,9 @@ def test_checkpoints_can_be_spaced_in_time_and_the_last_epoch_is_always_saved(tm
     x = np.random.default_rng(0).random((40, 28, 28)).astype(np.float32)
     y = np.arange(40) % 10
     recipe = train.TrainConfig(epochs=3, batch_size=20, seed=0, checkpoint_seconds=3600)
+    quiet = train.RunOptions(tensorboard=False)
     train.fit_stage(
-        models.build_mlp(hidden=(8, 8)), tmp_path / "s", x, y, None, recipe, tensorboard=False
+        models.build_mlp(hidden=(8, 8)), tmp_path / "s", train.StageData(x, y), recipe, quiet
     )
     history = json.loads((tmp_path / "s" / "history.json").read_text())
     assert ["checkpoint_seconds" in row for row in history] == [False, False, True]
@@ -126,6 +155,41 @@ def test_checkpoints_can_be_spaced_in_time_and_the_last_epoch_is_always_saved(tm
 def test_bad_recipes_are_refused(changes, message):
     with pytest.raises(ValueError, match=message):
         train.TrainConfig(**changes)
+
+
+def test_recipe_checks_agree_with_the_notebook_declarations():
+    """Each value TrainConfig refuses, the notebook's one validator refuses too."""
+    refused = {"OPTIMIZER": "rmsprop", "EMA": 1.0, "VAL_EVERY": 0, "CHECKPOINT_SECONDS": -1.0}
+    for name, value in refused.items():
+        with pytest.raises(ValueError, match=name):
+            train.TrainConfig.from_parameters({name: value})
+        assert parameters.check("03_training", {name: value})[1], f"{name}={value!r} accepted"
+    both = {**parameters.defaults("03_training"), "EARLY_STOPPING": 3, "VAL_EVERY": 2}
+    assert any("needs VAL_EVERY=1" in e for e in parameters.training_rules(both))
+
+
+def test_recorded_parameters_rebuild_the_recipe():
+    """03_training records its parameters whole; they rebuild the recipe it trained with."""
+    declared = parameters.specs("03_training")
+    assert {f.name.upper() for f in fields(train.TrainConfig)} - set(declared) == {
+        "STEPS_PER_EXECUTION"  # not a notebook parameter: the default
+    }
+    defaults = parameters.defaults("03_training")
+    assert train.TrainConfig.from_parameters(defaults) == train.TrainConfig()
+    changed = {
+        "EPOCHS": 7, "BATCH_SIZE": 64, "LEARNING_RATE": 0.05, "OPTIMIZER": "sgd",
+        "WEIGHT_DECAY": 5e-4, "WARMUP_EPOCHS": 2, "LABEL_SMOOTHING": 0.1, "EMA": 0.9,
+        "EARLY_STOPPING": 3, "FINE_TUNE_EPOCHS": 4, "CHECKPOINT_SECONDS": 30.0, "WORKERS": 3,
+        "SEED": 7,
+    }  # fmt: skip
+    recipe = train.TrainConfig.from_parameters({**defaults, **changed})
+    assert asdict(recipe) == {
+        **asdict(train.TrainConfig()),
+        **{k.lower(): v for k, v in changed.items()},
+    }
+    recorded = json.loads(json.dumps({**defaults, **changed}))  # as metrics.json holds them
+    assert train.TrainConfig.from_parameters(recorded) == recipe
+    assert train.TrainConfig.from_parameters({"VAL_EVERY": 2, "MODEL": "cnn"}).val_every == 2
 
 
 def test_recipe_builds_the_optimizer_it_names():
@@ -177,10 +241,13 @@ RESUME_SCRIPT = textwrap.dedent(
     recipe = train.TrainConfig(epochs=4, batch_size=32, learning_rate=0.05, optimizer="sgd",
                                ema=0.5, seed=1)
     root = Path(sys.argv[1])
-    kw = dict(on_device=True, tensorboard=False)
-    straight = train.fit_stage(tiny(), root / "straight", x, y, None, recipe, **kw)
-    train.fit_stage(tiny(), root / "split", x, y, None, recipe, callbacks=[StopAfter()], **kw)
-    resumed = train.fit_stage(tiny(), root / "split", x, y, None, recipe, resume=True, **kw)
+    data = train.StageData(x, y, on_device=True)
+    run = train.RunOptions(tensorboard=False)
+    straight = train.fit_stage(tiny(), root / "straight", data, recipe, run)
+    stop = train.RunOptions(callbacks=[StopAfter()], tensorboard=False)
+    train.fit_stage(tiny(), root / "split", data, recipe, stop)
+    resumed = train.fit_stage(tiny(), root / "split", data, recipe,
+                              train.RunOptions(resume=True, tensorboard=False))
     state = lambda m: keras.ops.convert_to_numpy(m.layers[1].seed_generator.state).tolist()
     print(json.dumps({
         "diff": max(float(np.abs(a - b).max()) for a, b in
@@ -235,13 +302,13 @@ def test_head_on_cached_features_matches_in_loop_training(tmp_path, monkeypatch)
     assert path.name.startswith("resnet50-imagenet-32px-")
 
     recipe = train.TrainConfig(epochs=3, batch_size=16, learning_rate=1e-3, seed=0)
-    kw = dict(tensorboard=False, in_memory=True)
+    quiet = train.RunOptions(tensorboard=False)
     # The head trains as train_model trains it (arrays, XLA, many steps per execution);
     # the full model sees the same Keras-shuffled order without XLA.
-    on_feats = train.fit_stage(
-        head_a, tmp_path / "a", feats, y, None, recipe, jit_compile=True, **kw
-    ).model
-    in_loop = train.fit_stage(full, tmp_path / "b", x, y, None, recipe, **kw).model
+    cached = train.StageData(feats, y, in_memory=True, jit_compile=True)
+    on_feats = train.fit_stage(head_a, tmp_path / "a", cached, recipe, quiet).model
+    pixels = train.StageData(x, y, in_memory=True)
+    in_loop = train.fit_stage(full, tmp_path / "b", pixels, recipe, quiet).model
     np.testing.assert_allclose(
         on_feats.predict(feats, verbose=0), in_loop.predict(x, verbose=0), atol=2e-4
     )
