@@ -724,3 +724,36 @@ def system_flow(stages: list[dict], size: tuple[float, float] = (SLIDE_WIDTH, 5.
                     "", end, start, arrowprops={"arrowstyle": "-|>", "color": "0.3", "lw": 1.6}
                 )
     return fig
+
+
+# --- sweeps (06_sweep_results) ----------------------------------------------------------
+
+
+def accuracy_by_parameter(table: pd.DataFrame, varied: list[str]) -> plt.Figure:
+    """Validation and test accuracy of every finished sweep point against each varied parameter."""
+    done = table[table["status"] == "done"].reset_index()
+    long = done.melt(
+        id_vars=[*varied, "model"],
+        value_vars=["val accuracy", "test accuracy"],
+        var_name="split",
+        value_name="accuracy",
+    )
+    long["series"] = long["model"] + ", " + long["split"].str.replace(" accuracy", "")
+    fig, axes = plt.subplots(1, len(varied), figsize=(4.5 * len(varied), 3.6), squeeze=False)
+    for ax, key in zip(axes[0], varied, strict=True):
+        long[key] = long[key].astype(str)
+        order = [str(v) for v in dict.fromkeys(done[key])]
+        sns.pointplot(long, x=key, y="accuracy", hue="series", order=order, ax=ax, errorbar=None)
+        sns.stripplot(
+            long,
+            x=key,
+            y="accuracy",
+            hue="series",
+            order=order,
+            ax=ax,
+            alpha=0.4,
+            legend=False,
+            dodge=False,
+        )
+        ax.set_title(f"accuracy against {key}")
+    return fig
