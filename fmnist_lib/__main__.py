@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code (2 for invalid parameters)."""
     args = build_parser().parse_args(argv)
+    # Progress (fmnist_lib's log lines) on stdout as plain lines; `run --quiet` hides only
+    # the notebooks' cell output, not these.
+    pipeline.log_to_console()
     if args.command == "params":
         from fmnist_lib import parameters
 

@@ -11,10 +11,11 @@ ResNet50 comes from `keras.applications.ResNet50`, with one of two stems:
 The model takes raw `(28, 28, 1)` uint8 pixels; augmentation (training only), resizing and
 normalisation are layers inside it (`fmnist_lib.layers`).
 
-`WEIGHTS` is honest about what it loads: `imagenet` uses Keras's own loading code (the
-Keras cache, then a download) and fails with remedies when neither works; `auto` falls
-back to random initialisation, keeping the requested stage, so a frozen backbone becomes
-the labelled control "frozen random features", never called transfer; a path loads that file.
+`WEIGHTS` is honest about what it loads: `imagenet` uses `keras.utils.get_file` (the
+Keras cache, then a download, both checked against the published hash) and fails with
+remedies when neither works; `auto` falls back to random initialisation, keeping the
+requested stage, so a frozen backbone becomes the labelled control "frozen random
+features", never called transfer; a path loads that file.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ MODELS = ("mlp", "cnn", "resnet50")
 FINE_TUNE_STAGES = ("frozen", "top", "full")
 STEMS = ("imagenet", "small")
 RESNET_NOTOP_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+# Where keras.applications.ResNet50 downloads that file from, and its published MD5 (Keras 3.15.1)
+RESNET_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
+RESNET_NOTOP_MD5 = "4d473c1dd8becc155b73f8504c6f6626"
 TOP_STAGE_PREFIX = "conv5_"  # the last ResNet50 stage, unfrozen by FINE_TUNE="top"
 SMALL_STEM_IDENTITIES = ("pool1_pad", "pool1_pool")  # removed by the small stem
 RAW_SHAPE = (28, 28, 1)  # what every ResNet50 model takes: raw pixels
@@ -213,17 +217,13 @@ def resolve_weights(requested: str, fine_tune: str) -> tuple[str | None, Weights
 
 
 def imagenet_weights_file() -> str:
-    """Path of the ImageNet no-top weights, through Keras's own cache-then-download code."""
-    from keras.src.applications import resnet
-    from keras.src.utils import file_utils
-
-    file_hash = resnet.WEIGHTS_HASHES["resnet50"][1]
-    return file_utils.get_file(
+    """Path of the ImageNet no-top weights: the Keras cache if its hash matches, else a download."""
+    return keras.utils.get_file(
         RESNET_NOTOP_FILE,
-        resnet.BASE_WEIGHTS_PATH + RESNET_NOTOP_FILE,
+        RESNET_WEIGHTS_URL + RESNET_NOTOP_FILE,
         cache_dir=keras_home(),
         cache_subdir="models",
-        file_hash=file_hash,
+        file_hash=RESNET_NOTOP_MD5,
     )
 
 

@@ -5,6 +5,9 @@ them and parameters per notebook; `03_training` runs once per entry of its list.
 Everything is validated against the notebooks' own declarations (`fmnist_lib.parameters`)
 before any cell executes. One process at a time executes a run folder; `run.json` records how
 the run was started, and a resume continues it exactly so.
+
+Progress goes to `logging`; the command line shows it as plain lines on stdout
+(`log_to_console`). Known failures are the command line's own one-line errors (`exit_code`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ KERNEL = "python3"
 # what the notebook prints; they go to the kernel's log with the rest of its process output.
 KERNEL_ARGUMENTS = ["--IPKernelApp.capture_fd_output=False"]
 PROFILE_KEYS = {"description", "parameters", "notebooks"}
+CONSOLE_HANDLER = "fmnist_lib.console"  # the name of the handler `log_to_console` sets
+
+log = logging.getLogger(__name__)
 
 
 class StepFailed(RuntimeError):
@@ -257,10 +263,10 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         ) from None
     stale = _read_pid(pid_file)
     if stale:
-        print(
-            f"fmnist: run {run_dir.name}: taking over the lock of pid {stale}, which is no "
-            "longer running",
-            flush=True,
+        log.warning(
+            "fmnist: run %s: taking over the lock of pid %s, which is no longer running",
+            run_dir.name,
+            stale,
         )
     pid_file.write_text(f"{os.getpid()}\n")
     try:
@@ -355,6 +361,34 @@ def _stream_cell_output(prefix: str) -> logging.Handler:
     return handler
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """A stream handler on `sys.stdout` as it is at each line (pytest swaps it per test)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _: Any) -> None:  # StreamHandler.__init__ assigns one; sys.stdout rules
+        pass
+
+
+def log_to_console(level: int = logging.INFO) -> logging.Handler:
+    """Show `fmnist_lib`'s log lines as plain lines on stdout, where the CLI prints.
+
+    One handler: a second call replaces the first rather than doubling every line.
+    """
+    logger = logging.getLogger("fmnist_lib")
+    for old in [h for h in logger.handlers if h.get_name() == CONSOLE_HANDLER]:
+        logger.removeHandler(old)
+    handler = _StdoutHandler()
+    handler.set_name(CONSOLE_HANDLER)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    return handler
+
+
 def quiet_kernel_manager(log: Any) -> type:
     """A Jupyter kernel manager whose kernels write their own process output to `log`.
 
@@ -423,7 +457,7 @@ def export_slides(run_dir: Path) -> str | None:
     if not executed.is_file():
         return None
     deck = slides.export_deck(executed, run_dir / slides.DECK_FILE)
-    print(f"fmnist: slides -> {deck}", flush=True)
+    log.info("fmnist: slides -> %s", deck)
     slides.export_pdf(deck)  # slides.pdf beside it, or one line saying why not
     return deck.name
 
@@ -504,14 +538,14 @@ def execute_steps(
     record.pop("interrupted_step", None)
     record["steps"] = [s for s in record["steps"] if s["name"] in done]
     records.write_json(run_dir / "run.json", record)
-    print(f"fmnist: run folder {run_dir}", flush=True)
+    log.info("fmnist: run folder %s", run_dir)
     earlier = sum(s.get("seconds", 0.0) for s in record["steps"])  # steps of earlier sessions
     total = time.perf_counter()
     for i, step in enumerate(steps, 1):
         if step.name in done:
-            print(f"[{i}/{len(steps)}] {step.name}: already done, skipped", flush=True)
+            log.info("[%d/%d] %s: already done, skipped", i, len(steps), step.name)
             continue
-        print(f"[{i}/{len(steps)}] {step.name}: running {step.parameters}", flush=True)
+        log.info("[%d/%d] %s: running %s", i, len(steps), step.name, step.parameters)
         entry = {"name": step.name, "notebook": f"{step.name}.ipynb", "status": "running"}
         record["steps"].append(entry)
         records.write_json(run_dir / "run.json", record)
@@ -533,7 +567,7 @@ def execute_steps(
             ) from None
         entry["status"] = "done"
         records.write_json(run_dir / "run.json", record)
-        print(f"[{i}/{len(steps)}] {step.name}: done in {entry['seconds']:.1f} s", flush=True)
+        log.info("[%d/%d] %s: done in %.1f s", i, len(steps), step.name, entry["seconds"])
     record["slides"] = export_slides(run_dir)
     record.update(
         status="done",
@@ -543,4 +577,4 @@ def execute_steps(
     records.write_json(run_dir / "run.json", record)
     from fmnist_lib import catalog  # it reads run folders, and imports this module
 
-    print("\n".join(catalog.summary_lines(run_dir, record)), flush=True)
+    log.info("\n".join(catalog.summary_lines(run_dir, record)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import html
+import logging
 import os
 import re
 import shutil
@@ -28,6 +29,9 @@ PDF_FILE = "slides.pdf"
 SLIDE_SIZE = (1280, 720)  # the deck's width and height in CSS px, and the PDF's page size
 PRESENTATION = "05_presentation"
 SLIDE_STARTS = ("slide", "subslide")
+
+log = logging.getLogger(__name__)
+
 # Anything the browser would fetch: src/href attributes, CSS url(...) and @import.
 _REMOTE = re.compile(
     r"""(?:\b(?:src|href|data)\s*=\s*["']?\s*|url\(\s*["']?|@import\s+["'])(?:https?:)?//""",
@@ -401,7 +405,7 @@ def export_pdf(deck: str | os.PathLike[str]) -> Path | None:
     try:
         pdf = print_pdf(deck)
     except RuntimeError as why:  # BrowserMissing, or Chromium failed: the deck still stands
-        print(f"fmnist: {PDF_FILE} skipped: {why}; {Path(deck).name} is there", flush=True)
+        log.warning("fmnist: %s skipped: %s; %s is there", PDF_FILE, why, Path(deck).name)
         return None
-    print(f"fmnist: slides pdf -> {pdf}", flush=True)
+    log.info("fmnist: slides pdf -> %s", pdf)
     return pdf

@@ -154,9 +154,13 @@ def test_pair_table_kinds_labels_and_exactness(planted_duplicates):
 
 
 def test_robust_z_known_values_and_zero_mad():
-    z = eda.robust_z(np.array([1.0, 2, 3, 4, 100]), np.zeros(5, int))
+    # median 3, MAD 1; a second group, shifted and spread 10x, gets the same scores
+    x = np.array([1.0, 2, 3, 4, 100])
+    z = eda.robust_z(np.concatenate([x, 10 * x + 5]), np.repeat([0, 1], 5))
     assert z[2] == 0.0
-    assert z[4] == pytest.approx(0.6745 * 97)
+    assert z[4] == pytest.approx(97 / 1.482602218505602, rel=1e-12)  # 1 / Phi^-1(3/4)
+    assert z[4] == pytest.approx(0.6745 * 97, rel=2e-5)  # the Iglewicz-Hoaglin constant
+    np.testing.assert_allclose(z[5:], z[:5], rtol=1e-12)
     with pytest.raises(ValueError, match="median absolute deviation"):
         eda.robust_z(np.ones(5), np.zeros(5, int))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import h5py
 import keras
@@ -72,12 +73,20 @@ def test_labels_say_transfer_only_with_pretrained_weights(used, stage, label):
     assert models.WeightsChoice("auto", used, stage).label == label
 
 
-def _write_legacy_h5(model: keras.Model, path) -> None:
-    """Write weights in the legacy Keras HDF5 layout that the official ImageNet files use."""
-    from keras.src.legacy.saving import legacy_h5_format
+def _write_legacy_h5(model: keras.Model, path: Path) -> None:
+    """Write weights in the legacy HDF5 layout of the official ImageNet files.
 
-    with h5py.File(path, "w") as f:
-        legacy_h5_format.save_weights_to_hdf5_group(f, model)
+    `Model.save` to `.h5` writes that layout under a `model_weights` group (with the model's
+    config beside it); the official files hold it at the root, so it is copied there.
+    """
+    full = path.with_name("full_model.h5")
+    model.save(full)
+    with h5py.File(full, "r") as src, h5py.File(path, "w") as dst:
+        group = src["model_weights"]
+        for name in group:
+            src.copy(group[name], dst, name)
+        dst.attrs.update(group.attrs)
+    full.unlink()
 
 
 @pytest.fixture(scope="module")
@@ -89,15 +98,27 @@ def planted_backbone():
 @pytest.fixture
 def planted_cache(keras_home, planted_backbone, monkeypatch):
     """The real Keras cache path: a file the test writes, under Keras's exact name and format."""
-    from keras.src.applications import resnet
-
     cached = keras_home / "models" / models.RESNET_NOTOP_FILE
     cached.parent.mkdir()
     _write_legacy_h5(planted_backbone, cached)
+    assert "layer_names" in h5py.File(cached, "r").attrs  # the official files' root layout
+    # The cached file is checked against the published hash; ours has its own.
     md5 = hashlib.md5(cached.read_bytes()).hexdigest()
-    # Keras checks the cached file against the official hash; ours has its own.
-    monkeypatch.setitem(resnet.WEIGHTS_HASHES, "resnet50", ("unused", md5))
+    monkeypatch.setattr(models, "RESNET_NOTOP_MD5", md5)
     return cached
+
+
+def test_a_cached_file_with_the_wrong_hash_is_refused(keras_home, monkeypatch):
+    cached = keras_home / "models" / models.RESNET_NOTOP_FILE
+    cached.parent.mkdir()
+    cached.write_bytes(b"not the ImageNet weights")
+    # The mismatch makes get_file download again: point it at a missing local file, not the web.
+    missing = (keras_home / "no-such-dir").as_uri() + "/"
+    monkeypatch.setattr(models, "RESNET_WEIGHTS_URL", missing)
+    with pytest.raises(models.ModelConfigError, match="could not be downloaded"):
+        models.resolve_weights("imagenet", "frozen")
+    value, choice = models.resolve_weights("auto", "frozen")
+    assert value is None and choice.used == "random"
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -268,6 +269,21 @@ def test_resume_replans_from_the_record(tmp_path):
     assert record["parameters"]["02_preprocessing"]["SEED"] == 7  # the recorded override
 
 
+def test_the_command_line_shows_progress_on_stdout_as_plain_lines(tmp_path):
+    done = {"name": "02_preprocessing", "notebook": "02_preprocessing.ipynb", "status": "done"}
+    run_dir = _recorded_run(tmp_path / "r", steps=[{**done, "seconds": 4.0}])
+    out = cli("run", "--resume", str(run_dir))  # nothing left to execute: progress only
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.splitlines()
+    assert lines[:2] == [
+        f"fmnist: run folder {run_dir}",
+        "[1/1] 02_preprocessing: already done, skipped",
+    ]
+    assert re.fullmatch(r"fmnist: run r \(profile smoke\) done in \d+ s over 2 sessions", lines[2])
+    assert lines[3:] == [f"  run folder         {run_dir}"]  # the summary ends the output
+    assert "already done" not in out.stderr
+
+
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
@@ -302,14 +318,40 @@ def test_a_run_folder_has_one_writer(tmp_path):
     assert not (run_dir / pipeline.PID_FILE).exists()  # released with the lock
 
 
-def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path, capsys):
+def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path, caplog):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (tmp_path / pipeline.LOCK_FILE).write_text("")
     (tmp_path / pipeline.PID_FILE).write_text(f"{dead.pid}\n")
     with pipeline.run_lock(tmp_path):
         assert (tmp_path / pipeline.PID_FILE).read_text().strip() == str(os.getpid())
-    assert f"taking over the lock of pid {dead.pid}" in capsys.readouterr().out
+    (record,) = caplog.records
+    assert record.name == "fmnist_lib.pipeline" and record.levelno == logging.WARNING
+    assert f"taking over the lock of pid {dead.pid}, which is no longer" in record.getMessage()
+
+
+@pytest.fixture
+def console():
+    """`log_to_console` as the command line calls it, undone after the test."""
+    yield pipeline.log_to_console
+    logger = logging.getLogger("fmnist_lib")
+    for handler in [h for h in logger.handlers if h.get_name() == pipeline.CONSOLE_HANDLER]:
+        logger.removeHandler(handler)
+    logger.setLevel(logging.NOTSET)
+
+
+def test_progress_reaches_stdout_as_plain_lines_once(console, capsys):
+    console()
+    console()  # a second set-up (main called twice in one process) replaces the first
+    progress = logging.getLogger("fmnist_lib.pipeline")
+    progress.info("[1/2] 01_eda: done in %.1f s", 3.14)
+    progress.debug("not shown")
+    out = capsys.readouterr()
+    assert (out.out, out.err) == ("[1/2] 01_eda: done in 3.1 s\n", "")
+    console(logging.WARNING)  # quieter: warnings only
+    progress.info("hidden")
+    progress.warning("fmnist: shown")
+    assert capsys.readouterr().out == "fmnist: shown\n"
 
 
 @pytest.mark.slow

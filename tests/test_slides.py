@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sys
 from pathlib import Path
@@ -164,13 +165,16 @@ def test_offline_resources_inline_the_fonts():
     assert not any(slides.remote_references(v) for v in res.values())
 
 
-def test_export_pdf_without_a_browser_says_why_in_one_line(tmp_path, monkeypatch, capsys):
+def test_export_pdf_without_a_browser_says_why_in_one_line(tmp_path, monkeypatch, caplog):
     deck = tmp_path / slides.DECK_FILE
     deck.write_text("<html></html>")
     monkeypatch.setattr(slides, "CHROMIUM", str(tmp_path / "no-chromium"))
+    caplog.set_level(logging.INFO, logger="fmnist_lib")
     assert slides.export_pdf(deck) is None
-    out = capsys.readouterr().out.splitlines()
-    assert len(out) == 1 and f"slides.pdf skipped: {slides.browser_missing()}" in out[0], out
+    (record,) = caplog.records  # one warning, and no "slides pdf ->" line
+    assert record.levelno == logging.WARNING
+    assert f"slides.pdf skipped: {slides.browser_missing()}" in record.getMessage()
+    assert "\n" not in record.getMessage()
     assert not (tmp_path / slides.PDF_FILE).exists()
     with pytest.raises(slides.BrowserMissing):
         slides.print_pdf(deck)
