@@ -85,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code (2 for invalid parameters)."""
     args = build_parser().parse_args(argv)
+    if args.command in ("params", "check", "run", "sweep", "reference"):
+        from fmnist_lib import config
+
+        try:
+            config.require_clone()  # these read notebooks/ and params/, which a wheel lacks
+        except config.CloneRequired as exc:
+            print(f"fmnist: {args.command}: {exc}", file=sys.stderr)
+            return 1
     if args.command == "params":
         from fmnist_lib import parameters
 
