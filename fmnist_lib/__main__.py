@@ -88,6 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     # Progress (fmnist_lib's log lines) on stdout as plain lines; `run --quiet` hides only
     # the notebooks' cell output, not these.
     pipeline.log_to_console()
+    if args.command in ("params", "check", "run", "sweep", "reference"):
+        from fmnist_lib import config
+
+        try:
+            config.require_clone()  # these read notebooks/ and params/, which a wheel lacks
+        except config.CloneRequired as exc:
+            print(f"fmnist: {args.command}: {exc}", file=sys.stderr)
+            return 1
     if args.command == "params":
         from fmnist_lib import parameters
 

@@ -1,14 +1,55 @@
-"""Project paths and the one place where random seeds are set."""
+"""Project paths, the Keras backend where TensorFlow is missing, and the one place where
+random seeds are set."""
 
 from __future__ import annotations
 
 import os
+import sys
+from importlib.util import find_spec
 from pathlib import Path
 
-PROJ_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_DIR = Path(__file__).resolve().parent
+# The clone this package lives in; `FMNIST_PROJECT_DIR` names one for an installed wheel.
+PROJ_ROOT = Path(os.environ.get("FMNIST_PROJECT_DIR") or PACKAGE_DIR.parent).resolve()
 NOTEBOOKS_DIR = PROJ_ROOT / "notebooks"
 PARAMS_DIR = PROJ_ROOT / "params"
 DEFAULT_SEED = 42
+
+
+class CloneRequired(RuntimeError):
+    """The command needs the repository's notebooks/ and params/, which are not here."""
+
+
+def require_clone() -> Path:
+    """Return PROJ_ROOT if it holds notebooks/ and params/; raise `CloneRequired` otherwise.
+
+    A wheel ships `fmnist_lib` alone: running the notebooks needs a clone of the repository.
+    """
+    for folder in (NOTEBOOKS_DIR, PARAMS_DIR):
+        if not folder.is_dir():
+            raise CloneRequired(
+                f"{folder} does not exist: this command runs the notebooks of a clone of the "
+                "repository, and fmnist_lib is installed outside one. Clone it and set "
+                "FMNIST_PROJECT_DIR=/path/to/clone (on every Dask worker too), or install the "
+                "clone with `pip install -e /path/to/clone`."
+            )
+    return PROJ_ROOT
+
+
+def choose_backend() -> str:
+    """Return the Keras backend, setting `KERAS_BACKEND=jax` where TensorFlow is not installed.
+
+    A `KERAS_BACKEND` the user set wins, and so does a Keras already imported; keras.json is
+    not consulted (Keras writes "tensorflow" there on its first import). Set in `os.environ`,
+    the choice reaches the notebook kernels and sweep points this process starts.
+    """
+    if "KERAS_BACKEND" not in os.environ and "keras" not in sys.modules:
+        if find_spec("tensorflow") is None and find_spec("jax") is not None:
+            os.environ["KERAS_BACKEND"] = "jax"
+    return os.environ.get("KERAS_BACKEND", "tensorflow")
+
+
+choose_backend()  # on import: every notebook and the CLI import config before Keras
 
 
 def runs_dir() -> Path:
