@@ -9,7 +9,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: hide C++ logs
 
-from fmnist_lib import pipeline  # noqa: E402
+from fmnist_lib import config, pipeline  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,10 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Progress (fmnist_lib's log lines) on stdout as plain lines; `run --quiet` hides only
     # the notebooks' cell output, not these.
-    pipeline.log_to_console()
+    config.log_to_console()
     if args.command in ("params", "check", "run", "sweep", "reference"):
-        from fmnist_lib import config
-
         try:
             config.require_clone()  # these read notebooks/ and params/, which a wheel lacks
         except config.CloneRequired as exc:
@@ -99,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "params":
         from fmnist_lib import parameters
 
-        print(parameters.describe(pipeline.NOTEBOOKS))
+        print(parameters.describe(config.NOTEBOOKS))
         return 0
     if args.command == "data":
         return check_data(args.quiet)
@@ -154,7 +152,7 @@ def run_sweep(args: argparse.Namespace) -> int:
 
 def list_runs(runs_dir: Path | None, limit: int, as_json: bool) -> int:
     """Print the recent runs; 1 when the runs folder cannot be read."""
-    from fmnist_lib import catalog, config
+    from fmnist_lib import catalog
 
     root = (runs_dir or config.runs_dir()).resolve()
     try:
@@ -167,7 +165,7 @@ def list_runs(runs_dir: Path | None, limit: int, as_json: bool) -> int:
 
 def make_reference(run_dir: Path | None, latest: bool) -> int:
     """Publish a finished run as the reference and re-execute 04 and 05 against it."""
-    from fmnist_lib import config, reference
+    from fmnist_lib import reference
 
     try:
         source = reference.latest_done(config.runs_dir()) if latest else run_dir

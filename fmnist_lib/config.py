@@ -1,17 +1,21 @@
-"""Project paths, the Keras backend where TensorFlow is missing, and the one place where
-random seeds are set."""
+"""Project paths, the Keras backend where TensorFlow is missing, the console handler for
+progress lines, and the one place where random seeds are set."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # The clone this package lives in; `FMNIST_PROJECT_DIR` names one for an installed wheel.
 PROJ_ROOT = Path(os.environ.get("FMNIST_PROJECT_DIR") or PACKAGE_DIR.parent).resolve()
 NOTEBOOKS_DIR = PROJ_ROOT / "notebooks"
+# The pipeline's notebooks, in run order (06_sweep_results reads a sweep, not a run).
+NOTEBOOKS = ("01_eda", "02_preprocessing", "03_training", "04_results", "05_presentation")
 PARAMS_DIR = PROJ_ROOT / "params"
 DEFAULT_SEED = 42
 
@@ -90,3 +94,35 @@ def set_seeds(seed: int = DEFAULT_SEED) -> int:
 
         tf.config.experimental.enable_op_determinism()
     return seed
+
+
+CONSOLE_HANDLER = "fmnist_lib.console"  # the name of the handler `log_to_console` sets
+
+
+class _StdoutHandler(logging.StreamHandler):
+    """A stream handler on `sys.stdout` as it is at each line (pytest swaps it per test)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _: Any) -> None:  # StreamHandler.__init__ assigns one; sys.stdout rules
+        pass
+
+
+def log_to_console(level: int = logging.INFO) -> logging.Handler:
+    """Show `fmnist_lib`'s log lines as plain lines on stdout: the command line, a sweep
+    point's process and `03_training` call it, so progress shows where each one prints.
+
+    One handler: a second call replaces the first rather than doubling every line.
+    """
+    logger = logging.getLogger("fmnist_lib")
+    for old in [h for h in logger.handlers if h.get_name() == CONSOLE_HANDLER]:
+        logger.removeHandler(old)
+    handler = _StdoutHandler()
+    handler.set_name(CONSOLE_HANDLER)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    return handler

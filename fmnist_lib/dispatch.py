@@ -101,6 +101,7 @@ def _exit_with_parent(interval: float = 1.0) -> None:
 def point_main(argv: list[str]) -> int:
     """`python -m fmnist_lib.dispatch TASK_JSON`: one point's pipeline, resumed if it started."""
     task = json.loads(argv[0])
+    config.log_to_console()  # the pipeline's progress into this point's log file
     _exit_with_parent()
     lock = Path(task["log"]).with_suffix(".lock").open("w")
     try:  # held until this process ends, however it ends

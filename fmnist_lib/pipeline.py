@@ -7,7 +7,7 @@ before any cell executes. One process at a time executes a run folder; `run.json
 the run was started, and a resume continues it exactly so.
 
 Progress goes to `logging`; the command line shows it as plain lines on stdout
-(`log_to_console`). Known failures are the command line's own one-line errors (`exit_code`).
+(`config.log_to_console`). Known failures are the command line's own one-line errors (`exit_code`).
 """
 
 from __future__ import annotations
@@ -30,14 +30,12 @@ import yaml
 from fmnist_lib import config, parameters, records
 from fmnist_lib.parameters import ParameterError
 
-NOTEBOOKS = ("01_eda", "02_preprocessing", "03_training", "04_results", "05_presentation")
 TRAINING = "03_training"
 KERNEL = "python3"
 # Native libraries' log lines (TensorFlow's C++ logging) stay out of cell output, which holds
 # what the notebook prints; they go to the kernel's log with the rest of its process output.
 KERNEL_ARGUMENTS = ["--IPKernelApp.capture_fd_output=False"]
 PROFILE_KEYS = {"description", "parameters", "notebooks"}
-CONSOLE_HANDLER = "fmnist_lib.console"  # the name of the handler `log_to_console` sets
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +52,8 @@ def exit_code(exc: BaseException) -> int | None:
     """Print a one-line error for a known failure and return its exit code; None if unknown.
 
     Invalid parameters and a run folder held by another process exit 2; a failed notebook,
-    unusable data, an unusable runs folder or a damaged run record exit 1; Ctrl-C exits 130.
+    unusable data, an unusable runs folder, a damaged run record or no clone to run exit 1;
+    Ctrl-C exits 130.
     """
     from fmnist_lib.data import DataError
 
@@ -69,6 +68,9 @@ def exit_code(exc: BaseException) -> int | None:
         return 1
     if isinstance(exc, DataError):
         print(f"fmnist: data error: {exc}", file=sys.stderr)
+        return 1
+    if isinstance(exc, config.CloneRequired):
+        print(f"fmnist: error: {exc}", file=sys.stderr)
         return 1
     return None
 
@@ -147,25 +149,26 @@ def plan(
     training rules, before anything runs; no Keras is imported. `models` keeps only those
     training runs, `notebooks` only those notebooks (all when None).
     """
+    config.require_clone()  # a sweep point on a worker without the clone stops here, clearly
     profile = load_profile(profile_name)
     shared = dict(profile.get("parameters") or {})
     per_notebook = profile.get("notebooks") or {}
     errors: list[str] = []
 
     for nb in per_notebook:
-        if nb not in NOTEBOOKS:
+        if nb not in config.NOTEBOOKS:
             errors.append(f"profile {profile_name}: unknown notebook {nb!r}")
     for nb in notebooks or ():
-        if nb not in NOTEBOOKS:
-            errors.append(f"unknown notebook {nb!r}; notebooks: {', '.join(NOTEBOOKS)}")
-    declared = {name for nb in NOTEBOOKS for name in parameters.specs(nb)}
+        if nb not in config.NOTEBOOKS:
+            errors.append(f"unknown notebook {nb!r}; notebooks: {', '.join(config.NOTEBOOKS)}")
+    declared = {name for nb in config.NOTEBOOKS for name in parameters.specs(nb)}
     for name in [*shared, *(overrides or {})]:
         if name not in declared:
             errors.append(f"unknown parameter {name!r}")
 
     steps: list[Step] = []
     trained: list[str] = []
-    for nb in NOTEBOOKS:
+    for nb in config.NOTEBOOKS:
         specs = parameters.specs(nb)
         entries = per_notebook.get(nb) or {}
         for entry in entries if isinstance(entries, list) else [entries]:
@@ -200,7 +203,7 @@ def plan(
             "invalid parameters:\n  - "
             + "\n  - ".join(dict.fromkeys(errors))
             + "\nvalid parameters (name: type = default  # help):\n"
-            + parameters.describe(NOTEBOOKS)
+            + parameters.describe(config.NOTEBOOKS)
         )
     return steps
 
@@ -358,34 +361,6 @@ def _stream_cell_output(prefix: str) -> logging.Handler:
     logger.setLevel(logging.INFO)
     logger.propagate = False
     logger.addHandler(handler)
-    return handler
-
-
-class _StdoutHandler(logging.StreamHandler):
-    """A stream handler on `sys.stdout` as it is at each line (pytest swaps it per test)."""
-
-    @property
-    def stream(self) -> Any:
-        return sys.stdout
-
-    @stream.setter
-    def stream(self, _: Any) -> None:  # StreamHandler.__init__ assigns one; sys.stdout rules
-        pass
-
-
-def log_to_console(level: int = logging.INFO) -> logging.Handler:
-    """Show `fmnist_lib`'s log lines as plain lines on stdout, where the CLI prints.
-
-    One handler: a second call replaces the first rather than doubling every line.
-    """
-    logger = logging.getLogger("fmnist_lib")
-    for old in [h for h in logger.handlers if h.get_name() == CONSOLE_HANDLER]:
-        logger.removeHandler(old)
-    handler = _StdoutHandler()
-    handler.set_name(CONSOLE_HANDLER)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(level)
     return handler
 
 

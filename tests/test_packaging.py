@@ -142,6 +142,17 @@ def test_require_clone_names_the_missing_folder_and_the_remedy(monkeypatch, tmp_
     assert str(tmp_path / "params") in str(info.value)
 
 
+def test_pipeline_refuses_outside_a_clone_before_reading_a_profile(monkeypatch, tmp_path, capsys):
+    # What a sweep point meets on a Dask worker without the clone: one clear line, exit 1.
+    from fmnist_lib import pipeline
+
+    monkeypatch.setattr(config, "NOTEBOOKS_DIR", tmp_path / "notebooks")
+    with pytest.raises(config.CloneRequired) as info:
+        pipeline.plan("smoke")
+    assert pipeline.exit_code(info.value) == 1
+    assert capsys.readouterr().err.startswith(f"fmnist: error: {tmp_path / 'notebooks'}")
+
+
 @pytest.fixture(scope="module")
 def wheel_site(tmp_path_factory) -> Path:
     """fmnist_lib built as a wheel (no build isolation: offline) and installed into a folder."""

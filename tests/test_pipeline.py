@@ -333,9 +333,9 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path, caplog):
 @pytest.fixture
 def console():
     """`log_to_console` as the command line calls it, undone after the test."""
-    yield pipeline.log_to_console
+    yield config.log_to_console
     logger = logging.getLogger("fmnist_lib")
-    for handler in [h for h in logger.handlers if h.get_name() == pipeline.CONSOLE_HANDLER]:
+    for handler in [h for h in logger.handlers if h.get_name() == config.CONSOLE_HANDLER]:
         logger.removeHandler(handler)
     logger.setLevel(logging.NOTSET)
 

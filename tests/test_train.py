@@ -22,13 +22,12 @@ from fmnist_lib import augment, models, parameters, records, train
 EPOCHS = 6
 SCRIPT = textwrap.dedent(
     """
-    import logging, sys, time
+    import sys, time
     from pathlib import Path
     import keras, numpy as np
-    from fmnist_lib import models, train
+    from fmnist_lib import config, models, train
 
-    logging.basicConfig(format="%(message)s")
-    logging.getLogger("fmnist_lib").setLevel(logging.INFO)  # shows "Resuming main after ..."
+    config.log_to_console()  # shows "Resuming main after ..."
 
     class SlowEpochs(keras.callbacks.Callback):  # gives the test time to kill us mid-run
         def on_epoch_end(self, epoch, logs=None):
