@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -127,6 +129,11 @@ def runs_root(tmp_path) -> Path:
     (root / "g-damaged" / "run.json").write_text("{not json")
     (root / "h-foreign").mkdir()
     (root / "h-foreign" / "run.json").write_text("[1, 2]")
+    # No record to date them: they sort by the folder's time, set before every start above
+    # (left as created, they would sort by the hour the test runs).
+    before = dt.datetime(2026, 11, 27).timestamp()
+    for name in ("g-damaged", "h-foreign"):
+        os.utime(root / name, (before, before))
     (root / "interactive").mkdir()  # the notebooks opened by hand: no run.json
     (root / "notes.txt").write_text("")
     return root
@@ -144,7 +151,7 @@ def test_runs_are_listed_newest_first_with_status_time_and_best_model(runs_root)
         "a-done",
         "f-bad-metrics",
     ]
-    assert {"g-damaged", "h-foreign"} < set(by_id)  # by the folder's time: no record to say
+    assert {e.id for e in entries[-2:]} == {"g-damaged", "h-foreign"}  # by the folder's time
     assert skipped == ["interactive", "notes.txt"]
 
     done = by_id["a-done"]
