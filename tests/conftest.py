@@ -25,6 +25,15 @@ def _real_data() -> data.FashionMNIST | None:
 _REAL = _real_data()
 
 
+@pytest.fixture(autouse=True)
+def _backend_unchanged():
+    """Every kernel a later test starts inherits this process's KERAS_BACKEND: no test may
+    leave it changed."""
+    before = os.environ.get("KERAS_BACKEND")
+    yield
+    assert os.environ.get("KERAS_BACKEND") == before, "this test left KERAS_BACKEND changed"
+
+
 @pytest.fixture(scope="session")
 def real_ds() -> data.FashionMNIST:
     """The real, verified data set; CI must have it, elsewhere its absence skips."""

@@ -103,20 +103,23 @@ def test_pip_resolves_every_dependency_with_a_backend(target, tmp_path):
 
 
 def test_choose_backend_picks_jax_where_tensorflow_is_missing(monkeypatch):
-    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    # A private environment: choose_backend writes to it, and nothing it sets may reach the
+    # kernels that later tests start (a leaked KERAS_BACKEND=jax retrains 03 on JAX).
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    monkeypatch.setattr(os, "environ", env)
     monkeypatch.delitem(sys.modules, "keras", raising=False)
     present = {"jax"}
     monkeypatch.setattr(config, "find_spec", lambda name: object() if name in present else None)
     assert config.choose_backend() == "jax"
-    assert os.environ["KERAS_BACKEND"] == "jax"
+    assert env["KERAS_BACKEND"] == "jax"
 
-    monkeypatch.delenv("KERAS_BACKEND")
+    del env["KERAS_BACKEND"]
     present.add("tensorflow")
     assert config.choose_backend() == "tensorflow"
-    assert "KERAS_BACKEND" not in os.environ
+    assert "KERAS_BACKEND" not in env
 
     present.discard("tensorflow")
-    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")  # the user's choice wins
+    env["KERAS_BACKEND"] = "tensorflow"  # the user's choice wins
     assert config.choose_backend() == "tensorflow"
 
 
