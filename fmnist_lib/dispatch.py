@@ -2,10 +2,11 @@
 
 Each Dask task runs its point in a child process (`python -m fmnist_lib.dispatch TASK`), not in
 the worker itself. The kernels papermill starts are processes either way, but validating a
-point imports TensorFlow and Keras, and `run_pipeline` prints, logs through papermill's global
-logger and records `sys.argv`. In a child, a point's memory is returned when it ends, its output
-goes to its own log, a crash in native code fails the point rather than the worker, and workers
-with several threads stay safe. The child exits when its worker dies, and its kernel follows.
+point imports TensorFlow and Keras, and `run_pipeline` logs through fmnist_lib's and
+papermill's global loggers and records `sys.argv`. In a child, a point's memory is returned when
+it ends, its output goes to its own log, a crash in native code fails the point rather than the
+worker, and workers with several threads stay safe. The child exits when its worker dies, and
+its kernel follows.
 
 This module knows tasks (plain JSON, see `sweep.point_task`) and Dask, not the manifest: the
 sweep hears of each start and end through callbacks.
