@@ -200,16 +200,16 @@ def accuracy_chart(
         ax.annotate(
             f"{value:.2%}", (value, yy), xytext=(0, 10), textcoords="offset points", ha="center"
         )
-    for k, (label, value) in enumerate(sorted(anchors.items(), key=lambda item: item[1])):
+    for label, value in sorted(anchors.items(), key=lambda item: item[1]):
         ax.axvline(value, color="0.45", ls="--", lw=1.2)
-        ax.text(
+        ax.text(  # on a white box, so the dashed line does not run through the words
             value,
-            len(names) - 0.35 + 0.0 * k,
+            len(names) - 0.35,
             label,
-            rotation=0,
             ha="center",
             va="bottom",
             color="0.3",
+            bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.5},
         )
     ax.set_yticks(y, names)
     low = min(min(anchors.values(), default=1.0), float((acc - err[0]).min())) - 0.01

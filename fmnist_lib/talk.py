@@ -63,7 +63,7 @@ def headline_text(metrics: dict[str, Any]) -> str:
     )
     return (
         f"### {h['best']}: **{pct(h['accuracy'])}** on {h['n']:,} test images\n\n"
-        f"- {h['level']:.0%} interval {pct(h['low'])} – {pct(h['high'])}; {tie}\n"
+        f"- {h['level']:.0%} interval {pct(h['low'])} – {pct(h['high'])}. {tie}\n"
         f"- Cost: {h['train_seconds']:,.0f} s of training on {h['device']}, "
         f"{h['params']:,} parameters\n"
         f"- Original talk: {pct(ORIGINAL_TALK.accuracy)} · human: {pct(HUMAN.accuracy)} · "
