@@ -20,6 +20,7 @@ features", never called transfer; a path loads that file.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ RESNET_NOTOP_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 # Where keras.applications.ResNet50 downloads that file from, and its published MD5 (Keras 3.15.1)
 RESNET_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
 RESNET_NOTOP_MD5 = "4d473c1dd8becc155b73f8504c6f6626"
+NO_DOWNLOAD = "FMNIST_NO_DOWNLOAD"  # set: the ImageNet weights come from the Keras cache only
 TOP_STAGE_PREFIX = "conv5_"  # the last ResNet50 stage, unfrozen by FINE_TUNE="top"
 SMALL_STEM_IDENTITIES = ("pool1_pad", "pool1_pool")  # removed by the small stem
 RAW_SHAPE = (28, 28, 1)  # what every ResNet50 model takes: raw pixels
@@ -217,7 +219,19 @@ def resolve_weights(requested: str, fine_tune: str) -> tuple[str | None, Weights
 
 
 def imagenet_weights_file() -> str:
-    """Path of the ImageNet no-top weights: the Keras cache if its hash matches, else a download."""
+    """Path of the ImageNet no-top weights: the Keras cache if its hash matches, else a download.
+
+    With `FMNIST_NO_DOWNLOAD` set (the tests set it), the cache only: a missing file or one
+    whose MD5 is not the published one raises, and nothing is fetched.
+    """
+    if os.environ.get(NO_DOWNLOAD):
+        cached = Path(keras_home()) / "models" / RESNET_NOTOP_FILE
+        if not cached.is_file():
+            raise FileNotFoundError(f"{cached} is missing, and {NO_DOWNLOAD} forbids the download")
+        digest = hashlib.md5(cached.read_bytes()).hexdigest()
+        if digest != RESNET_NOTOP_MD5:
+            raise ValueError(f"{cached} has MD5 {digest}, not the published {RESNET_NOTOP_MD5}")
+        return str(cached)
     return keras.utils.get_file(
         RESNET_NOTOP_FILE,
         RESNET_WEIGHTS_URL + RESNET_NOTOP_FILE,

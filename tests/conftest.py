@@ -14,6 +14,11 @@ import pytest
 
 from fmnist_lib import config, data
 
+# No test downloads weights: ImageNet's file comes from a (planted) Keras cache or not at all
+# (`models.NO_DOWNLOAD`; named here without importing Keras). Set in this process's
+# environment, so the notebook kernels and pipelines the tests start inherit it.
+os.environ.setdefault("FMNIST_NO_DOWNLOAD", "1")
+
 
 def _real_data() -> data.FashionMNIST | None:
     try:

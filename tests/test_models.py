@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import h5py
@@ -108,13 +109,21 @@ def planted_cache(keras_home, planted_backbone, monkeypatch):
     return cached
 
 
-def test_a_cached_file_with_the_wrong_hash_is_refused(keras_home, monkeypatch):
+def test_without_downloads_a_missing_file_is_refused_naming_the_setting(keras_home):
+    assert os.environ[models.NO_DOWNLOAD]  # conftest: no test downloads
+    with pytest.raises(FileNotFoundError, match=models.NO_DOWNLOAD):
+        models.imagenet_weights_file()
+
+
+@pytest.mark.parametrize("downloads", [False, True], ids=["cache-only", "keras-get-file"])
+def test_a_cached_file_with_the_wrong_hash_is_refused(keras_home, monkeypatch, downloads):
     cached = keras_home / "models" / models.RESNET_NOTOP_FILE
     cached.parent.mkdir()
     cached.write_bytes(b"not the ImageNet weights")
-    # The mismatch makes get_file download again: point it at a missing local file, not the web.
-    missing = (keras_home / "no-such-dir").as_uri() + "/"
-    monkeypatch.setattr(models, "RESNET_WEIGHTS_URL", missing)
+    if downloads:  # Keras's get_file checks the hash; its new download fails on a missing
+        monkeypatch.delenv(models.NO_DOWNLOAD)  # local file, never the web
+        missing = (keras_home / "no-such-dir").as_uri() + "/"
+        monkeypatch.setattr(models, "RESNET_WEIGHTS_URL", missing)
     with pytest.raises(models.ModelConfigError, match="could not be downloaded"):
         models.resolve_weights("imagenet", "frozen")
     value, choice = models.resolve_weights("auto", "frozen")
@@ -137,6 +146,16 @@ def test_imagenet_weights_load_exactly_into_either_stem(
         np.testing.assert_array_equal(w.numpy(), planted[w.path].numpy())
     assert not backbone.trainable and model.get_layer("head").trainable
     assert model.get_layer("resnet_input").get_config()["normalize"] == "caffe"
+
+
+@pytest.mark.parametrize("downloads", [False, True], ids=["cache-only", "keras-get-file"])
+def test_a_planted_file_with_the_expected_hash_is_used_as_it_is(
+    planted_cache, monkeypatch, downloads
+):
+    if downloads:  # the hash matches: Keras's get_file returns the cached file, fetches nothing
+        monkeypatch.delenv(models.NO_DOWNLOAD)
+        monkeypatch.setattr(models, "RESNET_WEIGHTS_URL", "file:///no/such/dir/")
+    assert models.imagenet_weights_file() == str(planted_cache)
 
 
 def test_small_stem_keeps_names_and_shapes_and_changes_only_the_stem():
