@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fmnist_lib import config, dispatch, pipeline, records, sweep_report
+from fmnist_lib import config, dispatch, pipeline, records
 
 log = logging.getLogger(__name__)
 
@@ -362,6 +362,7 @@ def run_sweep(
 
 def closing_lines(sweep_dir: Path, manifest: dict[str, Any], seconds: float) -> list[str]:
     """What a sweep says last: its best point, the command that repeats it, the time."""
+    from fmnist_lib import sweep_report  # pandas and scikit-learn: only once results are read
     from fmnist_lib.catalog import duration
 
     n = counts(manifest)

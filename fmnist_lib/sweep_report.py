@@ -14,13 +14,12 @@ from typing import Any
 
 import pandas as pd
 
-from fmnist_lib import records
+from fmnist_lib import records, report
 
 
 def _best_val_accuracy(run_dir: Path, model: str) -> float | None:
     history = records.read_json(run_dir / "models" / model / "history.json", [])
-    values = [row["val_accuracy"] for row in history if "val_accuracy" in row]
-    return max(values) if values else None
+    return report.best_epoch(history)["best_val_accuracy"]
 
 
 def comparison_table(sweep_dir: str | os.PathLike[str], manifest: dict[str, Any]) -> pd.DataFrame:
