@@ -22,10 +22,9 @@ Each command writes one JSON file (the recipe also its test probabilities) to --
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
+import os
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import asdict, replace
@@ -33,8 +32,9 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import stamp
 
-from fmnist_lib import data, distribute, evaluate, models, preprocess, records, train
+from fmnist_lib import data, distribute, evaluate, models, preprocess, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -221,18 +221,13 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="train on this many images only")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    stamp = {
-        "machine": records.describe_device(),
-        "versions": records.package_versions(),
-        "git": records.git_state(),
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": "python benchmarks/bench_accelerator.py " + " ".join(sys.argv[1:]),
-    }
+    load_before = list(os.getloadavg())
     if args.command == "throughput":
-        result = {**run_throughput(args), **stamp}
+        result = stamp.measured(run_throughput(args), load_before)
         name = f"throughput_{args.name}.json"
     else:
-        result = {"benchmark": "ResNet50 time to accuracy", **run_recipe(args, args.out), **stamp}
+        recipe = {"benchmark": "ResNet50 time to accuracy", **run_recipe(args, args.out)}
+        result = stamp.measured(recipe, load_before)
         name = f"recipe_{args.name}.json"
     (args.out / name).write_text(json.dumps(result, indent=2) + "\n")
     summary = {k: v for k, v in result.items() if not isinstance(v, dict | list)}

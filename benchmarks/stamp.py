@@ -1,7 +1,8 @@
-"""What every benchmark result carries, and where it goes (the CPU benchmark scripts).
+"""What every benchmark result carries, and where the CPU benchmarks put it.
 
-A figure means little without its machine, the machine's load, the versions, the date and
-the command: `measured` adds them, `save` writes `benchmarks/results/NAME.json` and shows it.
+A figure means little without its machine, the machine's load, the versions, the commit, the
+date and the command: `measured` adds them (every benchmark script), `save` writes
+`benchmarks/results/NAME.json` and shows it (the CPU scripts; the accelerator's has `--out`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def measured(result: dict[str, Any], load_before: list[float]) -> dict[str, Any]
             "load_average_after": [round(x, 2) for x in os.getloadavg()],
         },
         "versions": records.package_versions(),
+        "git": records.git_state(),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]]),
     }
