@@ -364,6 +364,15 @@ def _stream_cell_output(prefix: str) -> logging.Handler:
     return handler
 
 
+def _drop_papermill_log() -> logging.Handler:
+    """A handler that keeps papermill's records from the last-resort handler; removed after."""
+    handler = logging.NullHandler()
+    logger = logging.getLogger("papermill")
+    logger.propagate = False
+    logger.addHandler(handler)
+    return handler
+
+
 def quiet_kernel_manager(log: Any) -> type:
     """A Jupyter kernel manager whose kernels write their own process output to `log`.
 
@@ -396,7 +405,11 @@ def execute(step: Step, run_dir: Path, log_output: bool = True) -> float:
 
     output = run_dir / f"{step.name}.ipynb"
     params = {**step.parameters, "RUN_DIR": str(run_dir)}
-    handler = _stream_cell_output(step.name) if log_output else None
+    # papermill's logger carries the cells' output (streamed when asked) and nbclient's notes,
+    # such as "Kernel died while waiting for execute reply." when Ctrl-C stops the kernel;
+    # failures reach the user as exceptions (StepFailed's one line). Unstreamed, its records
+    # would fall to Python's last-resort handler on stderr.
+    handler = _stream_cell_output(step.name) if log_output else _drop_papermill_log()
     (run_dir / "logs").mkdir(exist_ok=True)
     start = time.perf_counter()
     try:
@@ -419,8 +432,7 @@ def execute(step: Step, run_dir: Path, log_output: bool = True) -> float:
             f"the partly executed notebook is kept at {output}"
         ) from exc
     finally:
-        if handler is not None:
-            logging.getLogger("papermill").removeHandler(handler)
+        logging.getLogger("papermill").removeHandler(handler)
     return time.perf_counter() - start
 
 
