@@ -419,7 +419,7 @@ def flagged_outliers(scores: pd.DataFrame, threshold: float) -> dict[str, np.nda
 
 
 def pixel_range_check(images: np.ndarray) -> dict[str, int]:
-    """The original talk's outlier check, on pixel values: images with a value outside 0-255,
+    """The slide talk's outlier check, on pixel values: images with a value outside 0-255,
     with no ink at all, or of one flat grey level."""
     flat = images.reshape(len(images), -1).astype(np.int64)
     low, high = flat.min(axis=1), flat.max(axis=1)

@@ -28,6 +28,8 @@ sns.set_theme(style="whitegrid", rc=STYLE)
 CLASS_COLORS: dict[str, str] = dict(
     zip(CLASS_NAMES, sns.color_palette("tab10", len(CLASS_NAMES)).as_hex(), strict=True)
 )
+# Images as the data set stores them: a light garment on a black background, on every figure.
+IMAGE_CMAP = "gray"
 SLIDE_PPI = 96  # CSS pixels per inch: a slide figure of w inches is shown w * 96 px wide
 SLIDE_WIDTH = 11.4  # inches of a full-width slide figure: 1094 px of the 1140 px content width
 SLIDE_RC = {
@@ -89,7 +91,7 @@ def image_grid(
     for i, ax in enumerate(np.atleast_1d(axes).ravel()):
         ax.axis("off")
         if i < n:
-            ax.imshow(images[i], cmap="gray_r", interpolation="nearest")
+            ax.imshow(images[i], cmap=IMAGE_CMAP, interpolation="nearest")
             if titles and titles[i]:
                 color = title_colors[i] if title_colors else "black"
                 ax.set_title(titles[i], fontsize=_text_size(SMALL), color=color, loc="left")
@@ -106,7 +108,7 @@ def class_samples(images: np.ndarray, labels: np.ndarray, per_class: int = 8, se
         idx = rng.choice(np.flatnonzero(labels == c), per_class, replace=False)
         for j, i in enumerate(idx):
             ax = axes[c, j]
-            ax.imshow(images[i], cmap="gray_r", interpolation="nearest")
+            ax.imshow(images[i], cmap=IMAGE_CMAP, interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             if j == 0:
@@ -162,7 +164,7 @@ def class_columns(
     for c, name in enumerate(CLASS_NAMES):
         idx = rng.choice(np.flatnonzero(labels == c), per_class, replace=False)
         for r, i in enumerate(idx):
-            _framed(axes[r, c], images[i], "gray_r", CLASS_COLORS[name], 2)
+            _framed(axes[r, c], images[i], IMAGE_CMAP, CLASS_COLORS[name], 2)
         axes[0, c].set_title(
             name.replace("/", "/\n"), color=CLASS_COLORS[name], fontsize=_text_size(0.95)
         )
@@ -200,11 +202,11 @@ def accuracy_chart(
         ax.annotate(
             f"{value:.2%}", (value, yy), xytext=(0, 10), textcoords="offset points", ha="center"
         )
-    for label, value in sorted(anchors.items(), key=lambda item: item[1]):
+    for k, (label, value) in enumerate(sorted(anchors.items(), key=lambda item: item[1])):
         ax.axvline(value, color="0.45", ls="--", lw=1.2)
-        ax.text(  # on a white box, so the dashed line does not run through the words
-            value,
-            len(names) - 0.35,
+        ax.text(  # on a white box, so the dashed line does not run through the words;
+            value,  # neighbouring labels alternate in height, so long ones do not collide
+            len(names) - 0.35 + 0.5 * (k % 2),
             label,
             ha="center",
             va="bottom",
@@ -214,7 +216,7 @@ def accuracy_chart(
     ax.set_yticks(y, names)
     low = min(min(anchors.values(), default=1.0), float((acc - err[0]).min())) - 0.01
     ax.set_xlim(low, 1.0)
-    ax.set_ylim(-0.6, len(names) + 0.1)
+    ax.set_ylim(-0.6, len(names) + 0.1 + 0.5 * (len(anchors) > 1))
     ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
     ax.set_xlabel("test accuracy")
     ax.grid(axis="y", visible=False)
@@ -307,12 +309,14 @@ def training_curves(
                 spikes = series[series > cap] if metric == "loss" else series.iloc[:0]
                 for epoch, value in spikes.items():
                     ax.plot(epoch, cap, marker="^", ms=9, color=color)
-                    ax.annotate(
-                        f"{value:.1f}",
+                    ax.annotate(  # one label a line, below the marker, on a white box
+                        f"{label} loss {value:,.3g}",
                         (epoch, cap),
-                        xytext=(4, -14),
+                        xytext=(8, -16 - 18 * (label == "validation")),
                         textcoords="offset points",
                         color=color,
+                        fontsize=_text_size(SMALL),
+                        bbox={"facecolor": "white", "edgecolor": "none", "pad": 1},
                     )
             if (
                 "val_accuracy" in frame
@@ -421,7 +425,7 @@ def class_mean_std(
     n = len(means)
     fig, axes = plt.subplots(2, n, figsize=size or (n * 1.25, 3.2))
     for c in range(n):
-        for row, (stack, cmap) in enumerate(((means, "gray_r"), (stds, "magma"))):
+        for row, (stack, cmap) in enumerate(((means, IMAGE_CMAP), (stds, "magma"))):
             ax = axes[row, c]
             ax.imshow(stack[c], cmap=cmap, vmin=0, vmax=255 if row == 0 else stds.max())
             ax.set_xticks([])
@@ -490,7 +494,7 @@ def captioned_tiles(
     fig, ax = plt.subplots(
         figsize=(canvas.shape[1] * inches_per_pixel, canvas.shape[0] * inches_per_pixel)
     )
-    cmap = plt.get_cmap("gray_r").with_extremes(bad="white")
+    cmap = plt.get_cmap(IMAGE_CMAP).with_extremes(bad="white")
     ax.imshow(canvas, cmap=cmap, vmin=0, vmax=255, interpolation="nearest")
     ax.axis("off")
     for k, caption in enumerate(captions):
@@ -652,7 +656,7 @@ def prediction_panels(
         if k >= n:
             ax_bar.axis("off")
             continue
-        ax_img.imshow(images[k], cmap="gray_r", interpolation="nearest")
+        ax_img.imshow(images[k], cmap=IMAGE_CMAP, interpolation="nearest")
         ok = top_classes[k][0] == true[k]
         ax_img.set_title(true[k], fontsize=_text_size(0.95), color="black" if ok else "tab:red")
         labels = top_classes[k][::-1]
@@ -670,7 +674,8 @@ def system_flow(stages: list[dict], size: tuple[float, float] = (SLIDE_WIDTH, 5.
 
     Args:
         stages: dicts with `title`, `lines` (a few short lines), `row` (0 = top), `kind`
-            (`data`, `step`, `artifact`, `serve` or `watch`: the box colour) and optionally
+            (`data`, `step`, `artifact`, `serve`, `watch` or `planned`: the box colour; a
+            planned stage is drawn dashed) and optionally
             `to` (titles of the stages it feeds; default: the next stage in its row).
         size: figure size in inches.
     """
@@ -680,6 +685,7 @@ def system_flow(stages: list[dict], size: tuple[float, float] = (SLIDE_WIDTH, 5.
         "artifact": "#e2f0d9",
         "serve": "#f4dede",
         "watch": "#eeeeee",
+        "planned": "white",
     }
     rows = sorted({s["row"] for s in stages})
     fig, ax = plt.subplots(figsize=size)
@@ -688,6 +694,7 @@ def system_flow(stages: list[dict], size: tuple[float, float] = (SLIDE_WIDTH, 5.
     ax.axis("off")
     row_h = size[1] / len(rows)
     where: dict[str, tuple[float, float, float, float]] = {}
+    kinds = {s["title"]: s["kind"] for s in stages}
     for r in rows:
         in_row = [s for s in stages if s["row"] == r]
         w = size[0] / len(in_row)
@@ -696,8 +703,14 @@ def system_flow(stages: list[dict], size: tuple[float, float] = (SLIDE_WIDTH, 5.
             bw, bh = w - 0.55, row_h - 0.5
             where[stage["title"]] = (x0, y0, bw, bh)
             ax.add_patch(
-                plt.Rectangle(
-                    (x0, y0), bw, bh, facecolor=colors[stage["kind"]], edgecolor="0.35", lw=1.2
+                plt.Rectangle(  # a planned stage is a dashed outline: not built
+                    (x0, y0),
+                    bw,
+                    bh,
+                    facecolor=colors[stage["kind"]],
+                    edgecolor="0.35",
+                    lw=1.2,
+                    ls="--" if stage["kind"] == "planned" else "-",
                 )
             )
             ax.text(x0 + 0.1, y0 + bh - 0.12, stage["title"], ha="left", va="top", weight="bold")
@@ -717,11 +730,25 @@ def system_flow(stages: list[dict], size: tuple[float, float] = (SLIDE_WIDTH, 5.
             for target in targets:
                 x0, y0, bw, bh = where[stage["title"]]
                 x1, y1, _, bh1 = where[target]
+                bw1 = where[target][2]
                 same_row = abs(y1 - y0) < 1e-6
-                start = (x0 + bw, y0 + bh / 2) if same_row else (x0 + bw / 2, y0)
-                end = (x1, y1 + bh1 / 2) if same_row else (x1 + 0.3, y1 + bh1)
+                if same_row:
+                    start, end = (x0 + bw, y0 + bh / 2), (x1, y1 + bh1 / 2)
+                elif y1 < y0:  # down to the next row
+                    start, end = (x0 + bw / 2, y0), (x1 + 0.3, y1 + bh1)
+                else:  # back up: a loop to an earlier stage
+                    start, end = (x0 + bw / 2, y0 + bh), (x1 + bw1 / 2, y1)
+                planned = "planned" in (stage["kind"], kinds[target])
                 ax.annotate(
-                    "", end, start, arrowprops={"arrowstyle": "-|>", "color": "0.3", "lw": 1.6}
+                    "",
+                    end,
+                    start,
+                    arrowprops={
+                        "arrowstyle": "-|>",
+                        "color": "0.3",
+                        "lw": 1.6,
+                        "ls": "--" if planned else "-",
+                    },
                 )
     return fig
 

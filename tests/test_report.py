@@ -32,7 +32,7 @@ def test_anchors_are_quoted_with_sources_and_never_ours():
     assert len(quoted) == len(report.ANCHORS) == 4
     # Every source names a repository file or a paper, never an issue of ours.
     assert all(
-        re.search(r"arXiv:\d{4}\.\d{4,5}|github\.com/|original work", s) for s in quoted["source"]
+        re.search(r"arXiv:\d{4}\.\d{4,5}|github\.com/|earlier ResNet50 transfer work", s) for s in quoted["source"]
     )
     assert not quoted["source"].str.contains("issue").any()
     # The table quotes each anchor's figure unchanged and sorts every row, ours included.
@@ -42,9 +42,9 @@ def test_anchors_are_quoted_with_sources_and_never_ours():
     assert table["accuracy"].is_monotonic_decreasing
     above = table.index[: table.index.get_loc("cnn (this run)")]
     assert set(above) == {a.name for a in report.ANCHORS if a.accuracy > 0.91}
-    # The seed's own figure (frozen ImageNet ResNet50, 85.7%) stays, labelled as the talk's.
-    assert table.loc[table["whose"] == "original talk", "accuracy"].tolist() == [0.857]
-    assert table.loc[table["accuracy"] == 0.857, "whose"].item() == "original talk"
+    # The frozen-ImageNet ResNet50 work's 85.7% stays, labelled as that earlier work's (not the slide talk's).
+    assert table.loc[table["whose"] == "earlier work", "accuracy"].tolist() == [0.857]
+    assert table.loc[table["accuracy"] == 0.857, "whose"].item() == "earlier work"
     assert (quoted["whose"] == "published").sum() == 3
     assert list(table["accuracy"]) == sorted(table["accuracy"], reverse=True)
 
