@@ -39,7 +39,8 @@ _REMOTE = re.compile(
 )
 DECK_CSS = """
 /* The deck's typography, in CSS px of the 1280x720 slide (= screen px at scale 1): nothing
-   below 16 px. One font (the theme's Source Sans Pro, inlined), one restrained accent. */
+   below 19 px (14 pt is 18.67 px). One font (the theme's Source Sans Pro, inlined), one
+   restrained accent. */
 :root {
     --deck-accent: #1d5f8a;
     --deck-ink: #1f2328;
@@ -55,8 +56,8 @@ DECK_CSS = """
     --jp-ui-font-family: var(--deck-font);
     --jp-content-font-color1: var(--deck-ink);
     --jp-content-font-size1: 24px;
-    --jp-ui-font-size1: 18px;
-    --jp-code-font-size: 18px;
+    --jp-ui-font-size1: 19px;
+    --jp-code-font-size: 19px;
 }
 .reveal .slides { text-align: left; }
 .reveal .slides > section:not(.stack), .reveal .slides > section > section {
@@ -93,15 +94,27 @@ DECK_CSS = """
 .reveal strong, .reveal b { font-weight: 600; }
 .reveal code, .reveal .jp-RenderedHTMLCommon code { font-size: 0.9em; }
 .reveal table, .reveal .jp-RenderedHTMLCommon table {
-    font-size: 18px;
+    font-size: 19px;
     margin: 0.3em 0 0.6em;
     border-collapse: collapse;
 }
-.reveal table td, .reveal table th { padding: 0.2em 0.6em; font-size: 18px; }
+.reveal table td, .reveal table th { padding: 0.2em 0.6em; font-size: 19px; }
 .reveal table thead th { border-bottom: 2px solid var(--deck-ink); }
 .reveal table tbody th { text-align: left; }
 .reveal img.deck-figure { display: block; margin: 0.2em auto; max-width: 100%; }
-.reveal .deck-note, .reveal .deck-note code { color: var(--deck-muted); font-size: 18px; }
+.reveal .deck-note, .reveal .deck-note code { color: var(--deck-muted); font-size: 19px; }
+/* A verdict on a claim of the slide talk: the first line of its slide, coloured by verdict. */
+.reveal .verdict {
+    font-size: 22px;
+    border-left: 6px solid;
+    padding: 0.2em 0.6em;
+    margin: 0 0 0.5em;
+}
+.reveal .verdict-confirmed { border-color: #2e7d32; background: #eef7ee; }
+.reveal .verdict-partly { border-color: #b26a00; background: #fdf4e7; }
+.reveal .verdict-refuted { border-color: #b3261e; background: #fbeeed; }
+.reveal table.scorecard td, .reveal table.scorecard th { text-align: left; vertical-align: top; }
+.reveal span.verdict-cell { font-weight: 600; }
 .reveal .deck-verdict {
     border-left: 6px solid var(--deck-accent);
     padding: 0.3em 0.7em;
@@ -136,7 +149,7 @@ DECK_CSS = """
 .reveal .deck-title .deck-greeting { font-size: 26px; margin: 0; }
 .reveal .slide-number, .reveal .slide-number-pdf {
     font-family: var(--deck-font);
-    font-size: 16px;
+    font-size: 19px;
     color: var(--deck-muted);
     background: none;
 }

@@ -144,7 +144,7 @@ def anchor_labels() -> dict[str, float]:
     """The reference lines of the headline chart, named by who measured them."""
     return {
         "human": HUMAN.accuracy,
-        "frozen ImageNet ResNet50 (earlier work)": EARLIER_RESNET.accuracy,
+        "ImageNet ResNet50 (earlier work)": EARLIER_RESNET.accuracy,
         "state of the art": STATE_OF_THE_ART.accuracy,
     }
 
@@ -298,6 +298,22 @@ def epochs_note(metrics: dict[str, Any]) -> str:
     ]
     text = "Test accuracy is that of the last epoch's weights (no best-epoch restore)."
     return text + (" " + "; ".join(late) + "." if late else "")
+
+
+def uncertainty_line(metrics: dict[str, Any]) -> str:
+    """How the intervals are computed, in one line."""
+    sure = metrics["results"]["uncertainty"]
+    n = metrics["training"][metrics["results"]["best_model"]]["n"]
+    return (
+        f"{sure['level']:.0%} intervals on {n:,} test images: Wilson for one model, paired "
+        f"differences for two (a tie when the interval of the difference contains 0). One seed."
+    )
+
+
+NMI_LINE = (
+    "NMI (normalised mutual information): how much knowing the cluster tells you about the "
+    "class, from 0 (nothing) to 1 (the clusters are the classes)."
+)
 
 
 # --- the claims of the old slide talk ------------------------------------------------------
@@ -666,7 +682,7 @@ def takeaways(metrics: dict[str, Any], found: list[Verdict]) -> list[str]:
 NEXT_STEPS = [
     "ImageNet weights for ResNet50 (not available offline here), then a real transfer run",
     "more seeds per model, so the intervals cover training noise too",
-    "relabel the flagged images and retrain: does Shirt's ceiling move?",
+    "relabel the flagged images and retrain, to see whether the hardest class's ceiling moves",
 ]
 
 
@@ -728,25 +744,29 @@ def notes(
             35,
             scorecard_line(list(found.values())) + " Each verdict returns on its slide.",
         ),
-        "data": Note(20, found["data"].evidence[0].upper() + found["data"].evidence[1:] + "."),
+        "data": Note(20, _sentence(found["data"].evidence)),
         "classes": Note(
             15,
             f"One colour per class, on every slide. {name} is the class to watch.",
         ),
-        "statistics": Note(
-            40,
-            f"Balanced: {min(eda['train_per_class'].values()):,} training images per class. "
-            + (found["statistics"].evidence[0].upper() + found["statistics"].evidence[1:] + "."),
+        "balance": Note(
+            15,
+            f"Balanced: {min(eda['train_per_class'].values()):,} training images per class, "
+            f"so accuracy is a fair summary.",
+        ),
+        "normalise": Note(
+            35,
+            _sentence(found["statistics"].evidence),
             "Why does standardising matter for a dense network?" if norm else "",
             (
-                f"It puts every pixel on one scale for the optimiser; measured here it is "
+                f"It puts every input on one scale for the optimiser; measured here it is "
                 f"{points(norm['difference'])} after {norm['epochs']} epochs."
                 if norm
                 else ""
             ),
         ),
         "models": Note(
-            35,
+            30,
             "Three models: a dense network like the slide talk's, a small CNN, and ResNet50. "
             + earlier_resnet_line(metrics),
             "Why not ImageNet weights?" if "resnet50" in trained else "",
@@ -754,9 +774,14 @@ def notes(
             if "resnet50" in trained
             else "",
         ),
+        "recipe": Note(
+            20,
+            "Everything that could flatter a model is on this slide: augmentation, test-time "
+            "flips, label smoothing; the test set is touched once.",
+        ),
         "curves": Note(
             40,
-            found["curves"].evidence[0].upper() + found["curves"].evidence[1:] + ".",
+            _sentence(found["curves"].evidence),
             "Would early stopping help?" if mlp else "",
             (
                 f"Validation is flat from epoch {mlp['plateau_epoch']}: stopping there saves "
@@ -766,7 +791,7 @@ def notes(
             ),
         ),
         "results": Note(
-            35,
+            30,
             f"Read the gaps in points: {h['best']} is best"
             + (
                 f", {h['runner_up']} {h['margin'] * 100:.2f} points behind."
@@ -782,7 +807,7 @@ def notes(
         ),
         "predictions": Note(
             30,
-            found["predictions"].evidence[0].upper() + found["predictions"].evidence[1:] + ".",
+            _sentence(found["predictions"].evidence),
         ),
         "confusion": Note(
             35,
@@ -797,7 +822,7 @@ def notes(
         ),
         "clustering": Note(
             35,
-            found["clustering"].evidence[0].upper() + found["clustering"].evidence[1:] + ".",
+            _sentence(found["clustering"].evidence),
             "What is NMI?",
             "How much knowing the cluster tells you about the class: 0 nothing, 1 the clusters "
             f"are the classes; here {eda['kmeans_nmi']:.2f}.",
@@ -809,7 +834,7 @@ def notes(
         ),
         "outliers": Note(
             55,
-            found["outliers"].evidence[0].upper() + found["outliers"].evidence[1:] + ".",
+            _sentence(found["outliers"].evidence),
             "How do you know they are label errors, not hard images?" if audit else "",
             (
                 "Confident learning flags an image only when out-of-fold predictions are "
@@ -832,6 +857,11 @@ def notes(
         ),
     }
     return said
+
+
+def _sentence(text: str) -> str:
+    """A clause as a sentence: capitalised, with a full stop."""
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
 def note_markdown(notes_: dict[str, Note], slide: str) -> str:

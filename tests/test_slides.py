@@ -17,7 +17,7 @@ from fmnist_lib import config, pipeline, slides
 from fmnist_lib.slides import CHROMIUM, CHROMIUM_ARGS
 
 ARTIFACTS = config.PROJ_ROOT / "test-artifacts"
-MIN_TEXT_PX = 14  # smallest text a slide may show, in screen px at 1280x720
+MIN_TEXT_PX = 18.6  # smallest text a slide may show, in screen px at 1280x720 (14 pt = 18.67 px)
 # Every visible element of the current slide with its own text, and that text's size on screen:
 # the computed font size times the scale reveal.js applies to the whole slide.
 TEXT_SIZES_JS = """() => {
