@@ -1,7 +1,7 @@
 """Drift monitoring for `predict`: a profile of what the run's model saw, and a check of a batch.
 
 `profile_run` builds the reference `Profile` from a run folder: the pixel statistics of the
-run's training images and, for every trained model, the class mix and confidence of its test
+data set's training images and, for every trained model, the class mix and confidence of its test
 predictions. `04_results` saves it as `monitor.json` (`save`). `predict` reads it back
 (`run_profile`, which builds it from the run's own records when an older run lacks the file)
 and calls `check` on what it classified: one `DriftWarning` per finding, each a line that names
@@ -26,15 +26,16 @@ SCHEMA = 1
 PROFILE_FILE = "monitor.json"
 
 # The training band of each per-image statistic: its 0.5th and 99.5th percentiles over the
-# run's training images, so 1% of real images fall outside it by design. On the full data
+# data set's training images, so 1% of real images fall outside it by design. On the full data
 # (60,000 training images) the band of the pixel mean is 14.5-153.8 and of the pixel standard
 # deviation 31.2-114.7; 102 and 84 of the 10,000 test images fall outside them, as the 1%
 # predicts (tests/test_monitor.py checks the real test set raises no warning).
 BAND_PERCENTILES = (0.5, 99.5)
 OUTSIDE_SHARE = (100 - BAND_PERCENTILES[1] + BAND_PERCENTILES[0]) / 100
 # A count (images outside the band, low-confidence predictions) warns when real data would
-# reach it by chance less than once in 1,000 batches (one-sided binomial test). So a single
-# image never warns on a statistic alone: 1% of real images are outside the band.
+# reach it by chance less than once in 1,000 batches (one-sided binomial test; for the
+# confidence, against the upper 99.9% bound of the test set's share, `share_bound`). So a
+# single image never warns on a statistic alone: 1% of real images are outside the band.
 ALPHA = 0.001
 # Polarity: an image whose outer ring of pixels (108 of them) averages above mid-grey has a
 # light background. No real image does (the largest ring mean of the 70,000 is 108) and the
@@ -224,22 +225,26 @@ def profile(train_images: np.ndarray, test_proba: Mapping[str, np.ndarray]) -> P
 
 
 def profile_run(run_dir: str | os.PathLike[str], ds=None) -> Profile:
-    """The profile of a run: its training images (`split.npz` over the data set `ds`, found
-    locally when None) and every model's `predictions.npz`.
+    """The profile of a run: the data set's training images (`ds`, found locally when None)
+    and every model's `predictions.npz`.
+
+    The bands come from all 60,000 training images, from which the run drew its training and
+    validation split, not from that split alone: a small profile's split (2,000 images) puts
+    10 images beyond each 0.5% tail, too few to place the band's edges, and the false-alarm
+    rate would then depend on the profile.
 
     Raises:
-        FileNotFoundError: no `split.npz`; DataError: no data set found locally.
+        DataError: no data set found locally; OSError, KeyError: an unreadable predictions file.
     """
-    from fmnist_lib import data, preprocess
+    from fmnist_lib import data
 
     run_dir = Path(run_dir)
-    split, _ = preprocess.load_split(run_dir)
     ds = ds if ds is not None else data.load_fashion_mnist(allow_download=False)
     proba = {}
     for path in sorted((run_dir / "models").glob("*/predictions.npz")):
         with np.load(path) as npz:
             proba[path.parent.name] = npz["proba"]
-    return profile(ds.x_train[split["train"]], proba)
+    return profile(ds.x_train, proba)
 
 
 def save(prof: Profile, run_dir: str | os.PathLike[str]) -> Path:
@@ -266,8 +271,8 @@ def run_profile(run_dir: str | os.PathLike[str]) -> tuple[Profile | None, str]:
     """The run's profile for `predict`, and a note on where it came from.
 
     `monitor.json` when the run has one; otherwise (a run made before `04_results` wrote it,
-    or a damaged file) the profile is built from the run's own `split.npz`, predictions and
-    the local data set: the same inputs, a second's work. None, with the reason, when that
+    or a damaged file) the profile is built from the run's own predictions and the local
+    data set: the same inputs, a second's work. None, with the reason, when that
     cannot be done either.
     """
     from fmnist_lib.data import DataError
@@ -294,6 +299,16 @@ def chance_limit(n: int, share: float) -> int:
     from scipy import stats
 
     return int(stats.binom.isf(ALPHA, n, share))
+
+
+def share_bound(share: float, n: int) -> float:
+    """The upper end of the one-sided 1 - ALPHA Clopper-Pearson interval of a share measured on
+    `n` images: the test set's share is itself an estimate (500 images in the smoke profile),
+    and a test set with no low-confidence prediction still allows some."""
+    from scipy import stats
+
+    k = round(share * n)
+    return 1.0 if k >= n else float(stats.beta.ppf(1 - ALPHA, k + 1, n - k))
 
 
 def named(files: Sequence[str]) -> str:
@@ -374,9 +389,7 @@ def _class_mix(files: Sequence[str], proba: np.ndarray, ref: ModelProfile) -> Dr
 
 def _confidence(files: Sequence[str], proba: np.ndarray, ref: ModelProfile) -> DriftWarning | None:
     low = int((proba.max(axis=1) < LOW_CONFIDENCE).sum())
-    # A test set with no low-confidence prediction still allows one in n_test.
-    share = max(ref.low_confidence_share, 1 / max(ref.n_test, 1))
-    limit = chance_limit(len(proba), share)
+    limit = chance_limit(len(proba), share_bound(ref.low_confidence_share, ref.n_test))
     if low <= limit:
         return None
     return DriftWarning(

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from fmnist_lib import monitor, preprocess
-from fmnist_lib.data import CLASS_NAMES
+from fmnist_lib import data, monitor
+from fmnist_lib.data import CLASS_NAMES, DataError
 from fmnist_lib.monitor import Check
 
 N_CLASSES = len(CLASS_NAMES)
@@ -73,21 +73,32 @@ def test_profile_round_trips_through_json_and_damage_is_named(tmp_path):
             monitor.load(tmp_path)
 
 
-def test_run_profile_falls_back_to_the_run_records_then_says_unavailable(tmp_path, real_ds):
-    split = {"train": np.arange(500), "val": np.arange(3), "test": np.arange(100)}
-    preprocess.save_split(tmp_path, split, preprocess.Standardizer(0.3, 0.3))
+def test_run_profile_falls_back_to_the_run_records_then_says_unavailable(
+    tmp_path, real_ds, monkeypatch
+):
     (tmp_path / "models" / "mlp").mkdir(parents=True)
     labels = real_ds.y_test[:100]
     np.savez(tmp_path / "models" / "mlp" / "predictions.npz", proba=confident(labels))
     prof, note = monitor.run_profile(tmp_path)
     assert "no monitor.json" in note
-    assert prof == monitor.profile(real_ds.x_train[:500], {"mlp": confident(labels)})
+    assert prof == monitor.profile(real_ds.x_train, {"mlp": confident(labels)})
     (tmp_path / monitor.PROFILE_FILE).write_text("[]")
     assert "damaged" in monitor.run_profile(tmp_path)[1]
-    (tmp_path / preprocess.SPLIT_FILE).unlink()
     (tmp_path / monitor.PROFILE_FILE).unlink()
+
+    def no_data(**_):
+        raise DataError("no data files here")
+
+    monkeypatch.setattr(data, "load_fashion_mnist", no_data)
     prof, note = monitor.run_profile(tmp_path)
     assert prof is None and note.startswith("monitoring unavailable: ")
+    assert "no data files here" in note
+
+
+def test_the_share_bound_allows_for_the_test_sets_size():
+    assert monitor.share_bound(0.0, 10_000) == pytest.approx(6.9e-4, rel=0.01)  # -ln(0.001)/n
+    assert 0.3 < monitor.share_bound(0.3, 500) < 0.37 and monitor.share_bound(1.0, 5) == 1.0
+    assert monitor.share_bound(0.3, 500) > monitor.share_bound(0.3, 10_000) > 0.3
 
 
 # --- what warns ----------------------------------------------------------------------
@@ -195,7 +206,7 @@ def test_class_mix_threshold_flips_past_its_distance():
 
 def test_confidence_threshold_flips_one_prediction_past_the_limit():
     n = 100
-    limit = monitor.chance_limit(n, 0.02)
+    limit = monitor.chance_limit(n, monitor.share_bound(0.02, 10_000))
     proba = confident(np.arange(n) % N_CLASSES)
     proba[:limit] = confident(np.zeros(limit, int), top=0.49)
     proba[limit] = confident([0], top=monitor.LOW_CONFIDENCE)  # exactly 0.5: not low

@@ -485,3 +485,30 @@ def test_predict_reproduces_the_recorded_accuracy(smoke_run, real_ds, tmp_path):
         assert (predicted == NAMES[proba.argmax(1)]).all()
         np.testing.assert_allclose(rows["probability"], proba.max(1), atol=1e-5)
     assert from_png["predicted"].tolist() == NAMES[proba[: len(pngs)].argmax(1)].tolist()
+    assert "warning" not in out.stderr  # the real test images do not warn
+
+
+@pytest.mark.slow
+def test_predict_warns_on_drift_and_records_it(smoke_run, real_ds, tmp_path):
+    real_run = smoke_run[0]
+    assert (real_run / "monitor.json").is_file()  # written by 04_results
+    photo_file = save_png(tmp_path / "photo.png", photo())
+    data.write_csv(tmp_path / "negative.csv", 255 - real_ds.x_test[:300], real_ds.y_test[:300])
+    report = tmp_path / "report.json"
+    args = ["--runs-dir", str(real_run.parent), "--run", real_run.name, "--report", str(report)]
+    out = cli("predict", *args, str(photo_file), str(tmp_path / "negative.csv"))
+    assert out.returncode == 0, out.stderr[-3000:]  # warnings are not errors
+    assert len(out.stdout.splitlines()) == 1 + 1 + 300
+    warnings = [line for line in out.stderr.splitlines() if line.startswith("fmnist: warning: ")]
+    assert warnings[0] == (
+        f"fmnist: warning: {photo_file}: 200×300 RGB → 28×28 grayscale, inverted (light "
+        "background): not the data set's own form, so expect lower accuracy than the test set's"
+    )
+    assert f"{tmp_path / 'negative.csv'}: 300 of 300 images have a light background" in warnings[1]
+    record = json.loads(report.read_text())
+    assert record["monitoring"] == "profile from monitor.json" and record["images"] == 301
+    assert [w["check"] for w in record["warnings"]][:2] == ["converted", "polarity"]
+    assert record["files"][0]["conversion"].startswith("200×300 RGB")
+    assert [w["message"] for w in record["warnings"]] == [
+        w[len("fmnist: warning: ") :] for w in warnings
+    ]
