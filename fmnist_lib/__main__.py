@@ -73,11 +73,20 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--quiet", action="store_true", help="print nothing on success")
 
     predict = sub.add_parser("predict", help="classify image files with a run's saved model")
-    predict.add_argument("--run", type=Path, required=True, metavar="RUN_DIR", help="runs/<id>")
+    predict.add_argument(
+        "--run",
+        required=True,
+        metavar="RUN",
+        help="runs/<id>, a run id as `runs` lists it, or `latest` (the newest finished run)",
+    )
+    predict.add_argument("--runs-dir", type=Path, help="where run ids are looked up (runs/)")
     predict.add_argument("--model", help="models/NAME in the run (default: the run's best)")
     predict.add_argument("--out", type=Path, metavar="FILE.csv", help="write here, not stdout")
     predict.add_argument(
-        "files", nargs="+", metavar="FILE", help="IDX images (.gz or raw), CSV, or 28x28 PNG"
+        "--report", type=Path, metavar="FILE.json", help="write conversions and drift warnings"
+    )
+    predict.add_argument(
+        "files", nargs="+", metavar="FILE", help="IDX images (.gz or raw), CSV, PNG or JPEG"
     )
     return parser
 
@@ -112,7 +121,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "predict":
             from fmnist_lib import predict
 
-            predict.predict_files(args.run, args.files, args.model, args.out)
+            try:
+                predict.predict_files(
+                    args.run, args.files, args.model, args.out, args.report, args.runs_dir
+                )
+            except predict.InputErrors as exc:  # every faulty file, one line each
+                for fault in exc.faults:
+                    print(f"fmnist: input error: {fault}", file=sys.stderr)
+                return 2
             return 0
         if args.command == "check":
             for step in pipeline.plan(args.profile, overrides):

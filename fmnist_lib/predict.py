@@ -1,10 +1,12 @@
-"""Serve a run's saved model: classify IDX, CSV or PNG images with `models/<NAME>/model.keras`.
+"""Serve a run's saved model: classify IDX, CSV or image files with `models/<NAME>/model.keras`.
 
-Every input file is read and validated before Keras is imported. Images reach the model
-exactly as `03_training` prepared the test set: `preprocess.prepare` with the run's
-`Standardizer` (from `split.npz`), and averaged with the mirror image when the run recorded
-`TTA`. PNG files must be in the data set's own form: 28x28, 8-bit single-channel grayscale, a
-light garment on a black background.
+Every input file is read and validated before Keras is imported, and every faulty file is
+reported at once. Images reach the model exactly as `03_training` prepared the test set:
+`preprocess.prepare` with the run's `Standardizer` (from `split.npz`), and averaged with the
+mirror image when the run recorded `TTA`. A PNG or JPEG not in the data set's own form (28x28,
+8-bit grayscale, a light garment on black) is converted as Fashion-MNIST itself was made
+(`convert_image`), and the conversion is reported. What was classified is then compared with
+the run's profile (`fmnist_lib.monitor`) and drift is reported as warnings.
 """
 
 from __future__ import annotations
@@ -20,15 +22,13 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from fmnist_lib import data, preprocess
+from fmnist_lib import data, monitor, preprocess, records
 from fmnist_lib.data import CLASS_NAMES, IMAGE_SHAPE, DataError
+from fmnist_lib.monitor import BORDER_MAX_MEAN, border_mean
 from fmnist_lib.parameters import ParameterError
 from fmnist_lib.pipeline import RunError
 
-# A PNG's outer ring of pixels (108 of them) may average at most this (mid-grey): the data
-# set's garments lie on black. Every one of the 70,000 real images passes and the negative of
-# every one is refused (tests/test_predict.py checks both on the real files).
-BORDER_MAX_MEAN = 127
+REPORT_SCHEMA = 1
 TOP_K = 3
 COLUMNS = [
     "file",
@@ -41,15 +41,35 @@ COLUMNS = [
     "top3_probability",
 ]
 RAW_IDX_SUFFIXES = (".idx", ".idx3")
-COLOUR_MODES = {"RGB", "RGBA", "RGBX", "RGBa", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV"}
+# Photo files by extension, and the format Pillow must find in them.
+PHOTO_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+# 16-bit and floating-point images: Pillow's conversions clip rather than scale them.
+DEEP_MODES = {"I", "F", "I;16", "I;16B", "I;16L", "I;16N"}
+MODE_NAMES = {"L": "grayscale", "1": "black-and-white", "P": "palette", "LA": "grayscale+alpha"}
+# Xiao et al. 2017 (arXiv:1708.07747), section 2: trim the edges "close to the color of the
+# corner pixels", within 5% of the maximum intensity; sharpen with a Gaussian of radius 1.0.
+TRIM_TOLERANCE = round(0.05 * 255)
+SHARPEN_RADIUS = 1.0
+LATEST = "latest"
+SHOWN_RUN_IDS = 5
 
 
 @dataclass(frozen=True)
 class Images:
-    """The images of one input file, uint8 (n, 28, 28)."""
+    """The images of one input file, uint8 (n, 28, 28), and what was done to bring them to the
+    data set's form ("" when nothing)."""
 
     file: str
     pixels: np.ndarray
+    conversion: str = ""
+
+
+class InputErrors(DataError):
+    """Input files that cannot be classified: one `file: fault` line each."""
+
+    def __init__(self, faults: list[str]) -> None:
+        super().__init__("\n".join(faults))
+        self.faults = faults
 
 
 @dataclass(frozen=True)
@@ -125,7 +145,8 @@ def choose_model(run_dir: str | os.PathLike[str], name: str | None = None) -> Se
 
 
 def read_images(path: str | os.PathLike[str]) -> Images:
-    """Read one input file by its extension: `.png`, `.csv`, `.gz` (IDX) or raw IDX.
+    """Read one input file by its extension: `.png`/`.jpg`/`.jpeg`, `.csv`, `.gz` (IDX) or
+    raw IDX.
 
     Raises:
         DataError: a missing file, an unknown extension, or a file its reader refuses.
@@ -136,63 +157,107 @@ def read_images(path: str | os.PathLike[str]) -> Images:
     if not path.is_file():
         raise DataError(f"{path}: not a file")
     suffix = path.suffix.lower()
-    if suffix == ".png":
-        pixels = read_png(path)
+    conversion = ""
+    if suffix in PHOTO_FORMATS:
+        pixels, conversion = read_photo(path)
     elif suffix == ".csv":
         pixels, _ = data.read_csv_images(path)
     elif suffix == ".gz" or suffix in RAW_IDX_SUFFIXES or path.name.endswith("-ubyte"):
         pixels = data.read_idx_images(path)
     else:
         raise DataError(
-            f"{path}: unknown file type {suffix or '(no extension)'}: expected .png, .csv, "
-            "gzip'd IDX (.gz) or raw IDX (named *-ubyte, .idx or .idx3)"
+            f"{path}: unknown file type {suffix or '(no extension)'}: expected .png, .jpg, "
+            ".csv, gzip'd IDX (.gz) or raw IDX (named *-ubyte, .idx or .idx3)"
         )
     if len(pixels) == 0:
         raise DataError(f"{path}: holds no images")
-    return Images(str(path), pixels)
+    return Images(str(path), pixels, conversion)
 
 
-def read_png(path: Path) -> np.ndarray:
-    """A PNG in the data set's form as uint8 (1, 28, 28); any other form is a `DataError`."""
+def read_all(files: list[str | os.PathLike[str]]) -> list[Images]:
+    """Read every file; raise `InputErrors` naming every faulty one, not just the first."""
+    batches, faults = [], []
+    for file in files:
+        try:
+            batches.append(read_images(file))
+        except DataError as exc:
+            faults.append(str(exc))
+    if faults:
+        raise InputErrors(faults)
+    return batches
+
+
+def read_photo(path: Path) -> tuple[np.ndarray, str]:
+    """A PNG or JPEG as uint8 (1, 28, 28), converted when not in the data set's form, and
+    what was converted ("" when nothing). An unreadable or 16-bit file is a `DataError`."""
     from PIL import Image
 
+    expected = PHOTO_FORMATS[path.suffix.lower()]
     try:
         with Image.open(path) as img:
-            if img.format != "PNG":
-                raise DataError(f"{path}: a {img.format} image, not a PNG")
-            if img.size != IMAGE_SHAPE[::-1]:
-                width, height = img.size
+            if img.format != expected:
+                raise DataError(f"{path}: a {img.format} image, not a {expected}")
+            if img.mode in DEEP_MODES:
                 raise DataError(
-                    f"{path}: {width}x{height} pixels, expected 28x28 as in the data set; resize it"
+                    f"{path}: a 16-bit or floating-point image (mode {img.mode}), expected 8-bit "
+                    "grayscale or colour; save it with 8 bits per channel"
                 )
-            if img.mode != "L":
-                kind = "a colour image" if img.mode in COLOUR_MODES else "an image"
-                raise DataError(
-                    f"{path}: {kind} (mode {img.mode}), expected 8-bit single-channel "
-                    "grayscale (mode L)"
-                )
-            pixels = np.asarray(img, dtype=np.uint8)
+            img.load()
+            pixels, conversion = convert_image(img)
     except DataError:
         raise
     except Image.UnidentifiedImageError:
-        raise DataError(f"{path}: not a readable PNG file (not an image Pillow knows)") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(f"{path}: not a readable PNG file ({exc})") from None
-    border = float(border_mean(pixels[None])[0])
-    if border > BORDER_MAX_MEAN:
         raise DataError(
-            f"{path}: light border (mean {border:.0f} of 255 on the outer pixels, at most "
-            f"{BORDER_MAX_MEAN}): expected a light garment on a black background as in the "
-            "data set; invert it (255 - pixel)"
-        )
-    return pixels[None]
+            f"{path}: not a readable {expected} file (not an image Pillow knows)"
+        ) from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{path}: not a readable {expected} file ({exc})") from None
+    return pixels[None], conversion
 
 
-def border_mean(images: np.ndarray) -> np.ndarray:
-    """Mean of each image's outer ring of pixels, shape (n,)."""
-    ring = np.ones(images.shape[1:], dtype=bool)
-    ring[1:-1, 1:-1] = False
-    return images[:, ring].mean(axis=1)
+def convert_image(img) -> tuple[np.ndarray, str]:
+    """A Pillow image in the data set's form, uint8 (28, 28), and what was converted.
+
+    As Fashion-MNIST was made from product photos (Xiao et al. 2017, section 2): trim the
+    edges close to the corner pixel's colour, resize the longest edge to 28 by subsampling,
+    sharpen, extend the shorter edge to 28 centred, negate, convert to 8-bit grayscale. An
+    image already 28x28 is neither trimmed nor resized; one on a dark background (outer ring
+    of pixels at most `BORDER_MAX_MEAN` on average) is not negated; one in mode L is not
+    converted. Transparent pixels are laid on white first (as a page shows them).
+    """
+    from PIL import Image, ImageChops, ImageFilter, ImageOps
+
+    width, height = img.size
+    source = f"{width}×{height} {MODE_NAMES.get(img.mode, img.mode)}"
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", img.size, "white"), rgba).convert("RGB")
+    elif img.mode not in ("L", "RGB"):
+        img = img.convert("RGB")
+    light = float(border_mean(np.asarray(img.convert("L"))[None])[0]) > BORDER_MAX_MEAN
+    resized = img.size != IMAGE_SHAPE[::-1]
+    if resized:
+        corner = img.getpixel((0, 0))
+        diff = ImageChops.difference(img, Image.new(img.mode, img.size, corner))
+        if img.mode == "RGB":  # the largest channel difference
+            r, g, b = diff.split()
+            diff = ImageChops.lighter(ImageChops.lighter(r, g), b)
+        box = diff.point(lambda v: 255 if v > TRIM_TOLERANCE else 0).getbbox()
+        img = img.crop(box) if box else img
+        scale = IMAGE_SHAPE[0] / max(img.size)
+        size = tuple(max(1, min(IMAGE_SHAPE[0], round(side * scale))) for side in img.size)
+        img = img.resize(size, Image.Resampling.NEAREST)
+        img = img.filter(ImageFilter.UnsharpMask(radius=SHARPEN_RADIUS))
+        canvas = Image.new(img.mode, IMAGE_SHAPE[::-1], corner)
+        canvas.paste(img, ((IMAGE_SHAPE[1] - size[0]) // 2, (IMAGE_SHAPE[0] - size[1]) // 2))
+        img = canvas
+    recoloured = img.mode != "L"
+    img = img.convert("L")
+    if light:
+        img = ImageOps.invert(img)
+    steps = [f"{source} → 28×28 grayscale"] if resized or recoloured else []
+    steps += ["inverted (light background)"] if light else []
+    return np.asarray(img, dtype=np.uint8), ", ".join(steps)
 
 
 # --- prediction -------------------------------------------------------------------------
@@ -242,23 +307,69 @@ def write_rows(rows: list[list[Any]], out: TextIO) -> None:
     writer.writerows(rows)
 
 
+@dataclass(frozen=True)
+class PredictReport:
+    """What one `predict` call did, for `--report`: its inputs, conversions and warnings."""
+
+    run: str
+    model: str
+    images: int
+    files: tuple[Images, ...]
+    monitoring: str  # where the profile came from, or why there is none
+    warnings: tuple[monitor.DriftWarning, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": REPORT_SCHEMA,
+            "run": self.run,
+            "model": self.model,
+            "images": self.images,
+            "files": [
+                {"file": b.file, "images": len(b.pixels), "conversion": b.conversion}
+                for b in self.files
+            ],
+            "monitoring": self.monitoring,
+            "warnings": [w.to_dict() for w in self.warnings],
+        }
+
+
+def drift_warnings(
+    run_dir: Path, model: str, batches: list[Images], proba: np.ndarray
+) -> tuple[list[monitor.DriftWarning], str]:
+    """The monitor's warnings on a classified batch, and where its profile came from."""
+    conversions = {b.file: b.conversion for b in batches if b.conversion}
+    prof, note = monitor.run_profile(run_dir)
+    if prof is None:
+        return monitor.conversion_warnings(conversions), note
+    images = {b.file: b.pixels for b in batches}
+    if len(images) < len(batches):  # the same file given twice: one entry per occurrence
+        images = {f"{b.file} (#{i + 1})": b.pixels for i, b in enumerate(batches)}
+    found = monitor.check(images, proba, prof, conversions, model)
+    if prof.model(model) is None:
+        note = "; ".join(filter(None, [note, f"no test predictions of {model}: no output checks"]))
+    return found, note or f"profile from {monitor.PROFILE_FILE}"
+
+
 def predict_files(
-    run_dir: str | os.PathLike[str],
+    run: str | os.PathLike[str],
     files: list[str | os.PathLike[str]],
     model_name: str | None = None,
     out: str | os.PathLike[str] | None = None,
-) -> int:
-    """Classify every image of `files` with the run's model; write CSV to `out` or stdout.
+    report: str | os.PathLike[str] | None = None,
+    runs_root: Path | None = None,
+) -> PredictReport:
+    """Classify every image of `files` with the run's model; write CSV to `out` or stdout,
+    the monitor's warnings to stderr, and the `PredictReport` as JSON to `report`.
 
-    The run, every input file and the output folder are checked before Keras is imported.
-
-    Returns:
-        The number of images classified.
+    The run (a folder, a run id under `runs_root`, or `latest`), every input file and the
+    output paths are checked before Keras is imported.
     """
+    run_dir = resolve_run(run, runs_root)
     served = choose_model(run_dir, model_name)
-    batches = [read_images(f) for f in files]
-    if out is not None:
-        check_out(Path(out))
+    batches = read_all(files)
+    for path, flag in ((out, "--out"), (report, "--report")):
+        if path is not None:
+            check_out(Path(path), flag)
     proba = probabilities(load_model(served), served, np.concatenate([b.pixels for b in batches]))
     rows = prediction_rows(batches, proba)
     if out is None:
@@ -267,18 +378,69 @@ def predict_files(
             sys.stdout.flush()
         except BrokenPipeError:  # the reader left early (`| head`): not a failure
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return len(rows)
+    else:
+        try:
+            with open(out, "w", newline="") as fh:
+                write_rows(rows, fh)
+        except OSError as exc:
+            raise ParameterError(f"--out {out}: cannot write ({exc.strerror})") from None
+    found, monitoring = drift_warnings(run_dir, served.name, batches, proba)
+    for warning in found:
+        print(f"fmnist: warning: {warning.message}", file=sys.stderr)
+    if monitoring.startswith("monitoring unavailable"):
+        print(f"fmnist: note: {monitoring}", file=sys.stderr)
+    result = PredictReport(
+        str(run_dir), served.name, len(rows), tuple(batches), monitoring, tuple(found)
+    )
+    if report is not None:
+        try:
+            records.write_json(report, result.to_dict())
+        except OSError as exc:
+            raise ParameterError(f"--report {report}: cannot write ({exc.strerror})") from None
+    return result
+
+
+def resolve_run(run: str | os.PathLike[str], runs_root: Path | None = None) -> Path:
+    """`--run`: a run folder, a run id as `python -m fmnist_lib runs` lists it (a folder of
+    `runs_root`, default `config.runs_dir()`), or `latest`, the newest finished run with a
+    trained model. A bare name that is neither is a `ParameterError` naming the ids there."""
+    from fmnist_lib import catalog, config
+
+    text = str(run)
+    root = (runs_root or config.runs_dir()).resolve()
+    path = Path(text)
+    if text != LATEST and (path.is_dir() or os.sep in text or "/" in text or text.startswith(".")):
+        return path  # a path: choose_model says when it is not a run folder
     try:
-        with open(out, "w", newline="") as fh:
-            write_rows(rows, fh)
+        entries, _ = catalog.list_runs(root)
     except OSError as exc:
-        raise ParameterError(f"--out {out}: cannot write ({exc.strerror})") from None
-    return len(rows)
+        raise ParameterError(f"--run {text}: cannot list {root}: {exc.strerror or exc}") from None
+    if text == LATEST:
+        done = [e for e in entries if e.status == "done" and e.best_model]
+        if not done:
+            raise ParameterError(
+                f"--run latest: no finished run with a trained model in {root} "
+                "(`python -m fmnist_lib runs` lists them)"
+            )
+        return Path(done[0].path)
+    if (root / text).is_dir():
+        return root / text
+    ids = [e.id for e in entries[:SHOWN_RUN_IDS]]
+    known = (
+        f"newest: {', '.join(ids)}"
+        + (f" and {len(entries) - len(ids)} more" if len(entries) > len(ids) else "")
+        if ids
+        else "none there yet"
+    )
+    raise ParameterError(
+        f"--run {text}: no run folder or run id {text!r} in {root} ({known}; "
+        "`python -m fmnist_lib runs` lists them, `latest` is the newest finished)"
+    )
 
 
-def check_out(out: Path) -> None:
+def check_out(out: Path, flag: str = "--out") -> None:
     """Refuse an output path that is a folder or lies in a missing one."""
     if out.is_dir():
-        raise ParameterError(f"--out {out}: is a folder, expected a CSV file name")
+        raise ParameterError(f"{flag} {out}: is a folder, expected a file name")
     if not out.parent.is_dir():
-        raise ParameterError(f"--out {out}: folder {out.parent} does not exist")
+        raise ParameterError(f"{flag} {out}: folder {out.parent} does not exist")

@@ -23,6 +23,7 @@ KEPT = (
     "*.ipynb",
     "run.json",
     "metrics.json",
+    "monitor.json",
     "split.npz",
     "umap_*.npz",
     "slides.html",

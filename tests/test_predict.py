@@ -152,6 +152,8 @@ def _bad_file(tmp_path: Path, case: str) -> Path:
         save_png(p, img.astype(np.uint16) * 257)
     elif case == "inverted.png":
         save_png(p, 255 - img)
+    elif case == "png.jpg":
+        save_png(p, img, format="PNG")
     elif case == "jpeg.png":
         save_png(p, img, format="JPEG")
     elif case == "text.png":
@@ -189,12 +191,9 @@ def _bad_file(tmp_path: Path, case: str) -> Path:
         ("folder.png", "not a file"),
         ("image.bmp", "unknown file type .bmp"),
         ("notes.txt", "unknown file type .txt"),
-        ("big.png", "32x32 pixels, expected 28x28"),
-        ("colour.png", "a colour image (mode RGB), expected 8-bit single-channel grayscale"),
-        ("alpha.png", "an image (mode LA), expected 8-bit single-channel grayscale"),
         ("deep.png", "(mode I;16), expected 8-bit"),
-        ("inverted.png", "light border (mean 255 of 255"),
         ("jpeg.png", "a JPEG image, not a PNG"),
+        ("png.jpg", "a PNG image, not a JPEG"),
         ("text.png", "not a readable PNG file"),
         ("truncated.png", "not a readable PNG file"),
         ("labels-idx1-ubyte.gz", "an IDX label file (idx1), not images"),
@@ -217,17 +216,125 @@ def test_bad_input_files_are_refused_by_name(tmp_path, case, message):
     assert message in str(info.value)
 
 
-def test_a_bad_file_is_a_one_line_data_error_before_keras(fake_run, tmp_path):
-    bad = _bad_file(tmp_path, "inverted.png")
+def test_every_bad_file_is_named_at_once_before_keras(fake_run, tmp_path):
+    bad = [_bad_file(tmp_path, case) for case in ("text.png", "missing.png", "short-row.csv")]
+    photo = save_png(tmp_path / "photo.png", np.full((300, 200, 3), 255, np.uint8))
+    files = [str(bad[0]), str(photo), *map(str, bad[1:])]
     code = (
         "import sys; from fmnist_lib.__main__ import main; "
-        f"rc = main(['predict', '--run', {str(fake_run)!r}, {str(bad)!r}]); "
+        f"rc = main(['predict', '--run', {str(fake_run)!r}, *{files!r}]); "
         "assert 'keras' not in sys.modules, 'keras imported'; sys.exit(rc)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 1, out.stderr
-    assert out.stderr.startswith(f"fmnist: data error: {bad}: light border")
-    assert out.stderr.count("\n") == 1 and out.stdout == ""
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.splitlines()
+    assert [line.split(": ")[2] for line in lines] == list(map(str, bad))
+    assert all(line.startswith("fmnist: input error: ") for line in lines) and out.stdout == ""
+    assert "not a readable PNG" in lines[0] and "783 columns" in lines[2]
+
+
+# --- photos: converted as the data set was made ----------------------------------------
+
+
+def photo(background: int = 255) -> np.ndarray:
+    """A 200x300 RGB product photo: a blue 100x200 garment on a plain background."""
+    img = np.full((300, 200, 3), background, np.uint8)
+    img[50:250, 50:150] = [30, 60, 160]
+    return img
+
+
+@pytest.mark.parametrize(
+    ("name", "pixels", "kwargs", "conversion"),
+    [
+        ("rgb.png", photo(), {}, "200×300 RGB → 28×28 grayscale, inverted (light background)"),
+        ("rgb.jpg", photo(), {}, "200×300 RGB → 28×28 grayscale, inverted (light background)"),
+        ("dark.png", photo(0), {}, "200×300 RGB → 28×28 grayscale"),
+        (
+            "rgba.png",
+            np.dstack([photo(), np.full((300, 200), 255, np.uint8)]),
+            {},
+            "200×300 RGBA → 28×28 grayscale, inverted (light background)",
+        ),
+        ("big.png", np.zeros((32, 32), np.uint8), {}, "32×32 grayscale → 28×28 grayscale"),
+        ("colour.png", np.stack([garment()] * 3, -1), {}, "28×28 RGB → 28×28 grayscale"),
+        ("inverted.png", 255 - garment(), {}, "inverted (light background)"),
+        ("alpha.png", np.stack([garment(), np.full((28, 28), 255, np.uint8)], -1), {}, None),
+    ],
+)
+def test_photos_are_converted_and_each_conversion_is_named(
+    tmp_path, name, pixels, kwargs, conversion
+):
+    save_png(tmp_path / name, pixels, **kwargs)
+    read = predict.read_images(tmp_path / name)
+    assert read.pixels.shape == (1, 28, 28) and read.pixels.dtype == np.uint8
+    assert read.conversion == (conversion or "28×28 grayscale+alpha → 28×28 grayscale")
+    assert predict.border_mean(read.pixels)[0] <= predict.BORDER_MAX_MEAN  # light on black
+
+
+def test_a_photo_becomes_a_centred_light_garment_on_black(tmp_path):
+    read = predict.read_images(save_png(tmp_path / "p.png", photo()))
+    img = read.pixels[0]
+    rows, cols = np.flatnonzero(img.max(1) > 0), np.flatnonzero(img.max(0) > 0)
+    # Trimmed to the 100x200 garment, its height resized to 28, its width 14 centred.
+    assert (rows.min(), rows.max()) == (0, 27)
+    assert (cols.min(), cols.max()) == (7, 20)
+    assert img[:, :6].max() == 0 and img[:, 22:].max() == 0  # the background, negated
+    gray = round(0.299 * 30 + 0.587 * 60 + 0.114 * 160)  # ITU-R 601 luma of the blue
+    assert abs(int(np.median(img[4:24, 9:19])) - (255 - gray)) <= 2
+    # A palette copy of the same photo converts to the same pixels.
+    Image.fromarray(photo()).convert("P", palette=Image.Palette.ADAPTIVE).save(tmp_path / "p8.png")
+    np.testing.assert_array_equal(predict.read_images(tmp_path / "p8.png").pixels, read.pixels)
+
+
+def test_a_data_set_png_is_left_as_it_is(tmp_path):
+    read = predict.read_images(save_png(tmp_path / "g.png", garment(3)))
+    assert read.conversion == ""
+    np.testing.assert_array_equal(read.pixels[0], garment(3))
+
+
+# --- --run: a folder, a run id, or latest ----------------------------------------------
+
+
+def _runs(root: Path, fake_run: Path) -> dict[str, Path]:
+    """Three run folders under `root`: an older and a newer finished run, and a failed one
+    newest of all."""
+    import shutil
+
+    made = {}
+    for name, started, status in (
+        ("20250101-000000-old", "2025-01-01T00:00:00", "done"),
+        ("20250301-000000-new", "2025-03-01T00:00:00", "done"),
+        ("20250401-000000-failed", "2025-04-01T00:00:00", "failed"),
+    ):
+        shutil.copytree(fake_run, root / name)
+        record = {"profile": "smoke", "status": status, "started": started}
+        (root / name / "run.json").write_text(json.dumps(record))
+        made[name] = root / name
+    return made
+
+
+def test_run_accepts_a_folder_an_id_or_latest(fake_run, tmp_path):
+    root = tmp_path / "runs"
+    made = _runs(root, fake_run)
+    assert predict.resolve_run(str(fake_run), root) == fake_run
+    assert predict.resolve_run("20250101-000000-old", root) == made["20250101-000000-old"]
+    assert predict.resolve_run("latest", root) == made["20250301-000000-new"]  # not the failed
+    with pytest.raises(ParameterError, match="--run latest: no finished run with a trained"):
+        predict.resolve_run("latest", tmp_path / "empty")
+
+
+def test_a_wrong_run_id_names_the_ids_there_and_exits_2(fake_run, tmp_path, capsys):
+    root = tmp_path / "runs"
+    _runs(root, fake_run)
+    png = save_png(tmp_path / "ok.png", garment())
+    assert main(["predict", "--runs-dir", str(root), "--run", "2025-nope", str(png)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--run 2025-nope: no run folder or run id" in err
+    assert "newest: 20250401-000000-failed, 20250301-000000-new, 20250101-000000-old" in err
+    # A good id resolves: the run is accepted and the bad input file is what is refused.
+    missing = str(tmp_path / "missing.png")
+    assert main(["predict", "--runs-dir", str(root), "--run", "latest", missing]) == 2
+    assert capsys.readouterr().err == f"fmnist: input error: {missing}: file not found\n"
 
 
 @pytest.mark.parametrize(
@@ -378,3 +485,30 @@ def test_predict_reproduces_the_recorded_accuracy(smoke_run, real_ds, tmp_path):
         assert (predicted == NAMES[proba.argmax(1)]).all()
         np.testing.assert_allclose(rows["probability"], proba.max(1), atol=1e-5)
     assert from_png["predicted"].tolist() == NAMES[proba[: len(pngs)].argmax(1)].tolist()
+    assert "warning" not in out.stderr  # the real test images do not warn
+
+
+@pytest.mark.slow
+def test_predict_warns_on_drift_and_records_it(smoke_run, real_ds, tmp_path):
+    real_run = smoke_run[0]
+    assert (real_run / "monitor.json").is_file()  # written by 04_results
+    photo_file = save_png(tmp_path / "photo.png", photo())
+    data.write_csv(tmp_path / "negative.csv", 255 - real_ds.x_test[:300], real_ds.y_test[:300])
+    report = tmp_path / "report.json"
+    args = ["--runs-dir", str(real_run.parent), "--run", real_run.name, "--report", str(report)]
+    out = cli("predict", *args, str(photo_file), str(tmp_path / "negative.csv"))
+    assert out.returncode == 0, out.stderr[-3000:]  # warnings are not errors
+    assert len(out.stdout.splitlines()) == 1 + 1 + 300
+    warnings = [line for line in out.stderr.splitlines() if line.startswith("fmnist: warning: ")]
+    assert warnings[0] == (
+        f"fmnist: warning: {photo_file}: 200×300 RGB → 28×28 grayscale, inverted (light "
+        "background): not the data set's own form, so expect lower accuracy than the test set's"
+    )
+    assert f"{tmp_path / 'negative.csv'}: 300 of 300 images have a light background" in warnings[1]
+    record = json.loads(report.read_text())
+    assert record["monitoring"] == "profile from monitor.json" and record["images"] == 301
+    assert [w["check"] for w in record["warnings"]][:2] == ["converted", "polarity"]
+    assert record["files"][0]["conversion"].startswith("200×300 RGB")
+    assert [w["message"] for w in record["warnings"]] == [
+        w[len("fmnist: warning: ") :] for w in warnings
+    ]
