@@ -638,8 +638,11 @@ def system_stages(run: dict[str, Any], metrics: dict[str, Any]) -> list[dict]:
     ]
 
 
-def system_text(metrics: dict[str, Any], run: dict[str, Any]) -> str:
-    """What the system slide says beside the drawing: what is built, measured, versioned."""
+def system_text(metrics: dict[str, Any], run: dict[str, Any], watch: Any = None) -> str:
+    """What the system slide says beside the drawing: serving speed, versioning, and what the
+    monitor checks with its thresholds (`watch`: the run's `monitor.Profile`, when it has one)."""
+    from fmnist_lib import monitor
+
     trained, results = metrics.get("training", {}), metrics.get("results", {})
     best = results.get("best_model", next(iter(trained), "?"))
     serve = (trained.get(best) or {}).get("inference") or {}
@@ -651,11 +654,25 @@ def system_text(metrics: dict[str, Any], run: dict[str, Any]) -> str:
         else ""
     )
     md5 = len(run.get("data", {}).get("files", {}))
+    checks = "size, polarity, pixel mean and spread, class mix, confidence"
+    if watch is not None:
+        low = next((m for m in watch.models if m.model == best), None)
+        checks = (
+            f"pixel mean outside {watch.pixel_mean.low:.0f}–{watch.pixel_mean.high:.0f} or "
+            f"spread outside {watch.pixel_std.low:.0f}–{watch.pixel_std.high:.0f} more often "
+            f"than chance, a light background, a class mix over "
+            f"{monitor.MAX_CLASS_MIX_TV:g} from the test set's"
+            + (
+                f", more than the test set's {low.low_confidence_share:.1%} of predictions "
+                f"under {monitor.LOW_CONFIDENCE:.0%} confidence"
+                if low
+                else ""
+            )
+        )
     return (
         f"{speed}Every model is versioned by its run id, the {md5 or 4} data MD5s and the "
-        f"commit in `run.json`. `predict` warns in one line when its inputs leave the training "
-        f"range (size, polarity, pixel mean and spread, class mix, confidence). Dashed: "
-        f"planned, not built."
+        f"commit in `run.json`. `predict` converts photos and warns in one line on each input "
+        f"that leaves the training range: {checks}. Dashed: planned, not built."
     )
 
 
