@@ -642,7 +642,8 @@ def reported_table(
 ):
     """One row per reported case this audit scored: its labels, probabilities and rank.
 
-    `rank` is the 1-based place in the ranking of flagged images, 0 when not flagged.
+    `rank` is the 1-based place in the ranking of flagged images, 0 when not flagged; flagged
+    cases come first, by rank.
     """
     import pandas as pd
 
@@ -668,4 +669,7 @@ def reported_table(
                 "evidence": case.evidence,
             }
         )
-    return pd.DataFrame(rows)
+    columns = ["split", "index", "given", "model", "p(given)", "p(model)", "rank", "evidence"]
+    table = pd.DataFrame(rows, columns=columns)
+    unflagged_last = table["rank"].where(table["rank"] > 0, len(ranking) + 1)
+    return table.iloc[np.argsort(unflagged_last.to_numpy(), kind="stable")].reset_index(drop=True)

@@ -193,3 +193,17 @@ def test_out_of_fold_scores_every_image_once(model, tmp_path):
     with np.load(path) as npz:
         assert npz["probs"].shape == (60, 10)
         np.testing.assert_array_equal(npz["ranking_index"], ranking)
+
+
+def test_reported_table_lists_flagged_cases_first():
+    reported = [
+        le.Reported("train", 7, "Bag", "index only", "u", ""),  # audited, not flagged
+        le.Reported("train", 5, "Shirt", "index only", "u", ""),
+        le.Reported("train", 99, "Bag", "index only", "u", ""),  # not audited
+    ]
+    labels = np.array([6, 8, 0])
+    probs = np.full((3, 10), 0.1)
+    table = le.reported_table(reported, labels, probs, np.array([5, 7, 3]), np.array([0]), 60_000)
+    assert table["index"].tolist() == [5, 7] and table["rank"].tolist() == [1, 0]
+    empty = le.reported_table(reported, labels, probs, np.array([1, 2, 3]), np.array([0]), 60_000)
+    assert empty.empty and "rank" in empty.columns
