@@ -15,7 +15,14 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 PROJ_ROOT = Path(os.environ.get("FMNIST_PROJECT_DIR") or PACKAGE_DIR.parent).resolve()
 NOTEBOOKS_DIR = PROJ_ROOT / "notebooks"
 # The pipeline's notebooks, in run order (06_sweep_results reads a sweep, not a run).
-NOTEBOOKS = ("01_eda", "02_preprocessing", "03_training", "04_results", "05_presentation")
+NOTEBOOKS = (
+    "01_eda",
+    "02_preprocessing",
+    "03_label_errors",
+    "03_training",
+    "04_results",
+    "05_presentation",
+)
 PARAMS_DIR = PROJ_ROOT / "params"
 DEFAULT_SEED = 42
 

@@ -784,3 +784,81 @@ def accuracy_by_parameter(table: pd.DataFrame, varied: list[str]) -> plt.Figure:
         )
         ax.set_title(f"accuracy against {key}")
     return fig
+
+
+# --- label errors (03_label_errors) ------------------------------------------------------
+
+
+def label_suspects(
+    images: np.ndarray,
+    given: list[str],
+    predicted: list[str],
+    p_given: list[float],
+    p_predicted: list[float],
+    names: list[str],
+    ncols: int = 8,
+    size: float = 1.55,
+) -> plt.Figure:
+    """The images confident learning ranks most likely mislabelled, framed in the colour of the
+    class the model sees; over each, the given label and the model's class with both
+    out-of-fold probabilities, each in its class colour; under it, where the image is."""
+    n = len(images)
+    nrows = max(1, -(-n // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.75)))
+    for k, ax in enumerate(np.atleast_1d(axes).ravel()):
+        if k >= n:
+            ax.axis("off")
+            continue
+        _framed(ax, images[k], "gray_r", CLASS_COLORS[predicted[k]], 2.5)
+        small = _text_size(SMALL * 0.85)
+        ax.set_title(
+            f"given {given[k]} {p_given[k]:.2f}",
+            fontsize=small,
+            color=CLASS_COLORS[given[k]],
+            loc="left",
+            pad=12,
+        )
+        ax.text(
+            0,
+            1.02,
+            f"model {predicted[k]} {p_predicted[k]:.2f}",
+            transform=ax.transAxes,
+            fontsize=small,
+            color=CLASS_COLORS[predicted[k]],
+            va="bottom",
+        )
+        ax.set_xlabel(names[k], fontsize=small)
+    return fig
+
+
+def label_noise_joint(joint: np.ndarray, title: str) -> plt.Figure:
+    """The calibrated confident joint off its diagonal: estimated images per (given, true) pair."""
+    off = np.asarray(joint, dtype=float).copy()
+    np.fill_diagonal(off, np.nan)
+    fig, ax = plt.subplots(figsize=(7.2, 6))
+    sns.heatmap(
+        pd.DataFrame(off, index=list(CLASS_NAMES), columns=list(CLASS_NAMES)),
+        annot=True,
+        fmt=".0f",
+        cmap="Reds",
+        cbar_kws={"label": "estimated images"},
+        ax=ax,
+    )
+    ax.set_xlabel("true label (estimated)")
+    ax.set_ylabel("given label")
+    ax.set_title(title)
+    return fig
+
+
+def normalisation_curves(standardised: list[float], raw: list[float], title: str) -> plt.Figure:
+    """Held-out accuracy per epoch of the same fold and seed, standardised against raw pixels."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    epochs = np.arange(1, len(standardised) + 1)
+    ax.plot(epochs, standardised, marker="o", label="standardised pixels")
+    ax.plot(epochs, raw, marker="s", label="raw 0-255 pixels")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("held-out accuracy")
+    ax.set_title(title)
+    ax.legend()
+    return fig

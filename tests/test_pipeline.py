@@ -39,6 +39,7 @@ def test_plan_expands_training_runs_and_applies_overrides():
     assert names == [
         "01_eda",
         "02_preprocessing",
+        "03_label_errors",
         "03_training_mlp",
         "03_training_cnn",
         "03_training_resnet50",
