@@ -369,16 +369,26 @@ def _data_verdict(metrics: dict[str, Any], run: dict[str, Any]) -> Verdict:
 
 
 def normalisation_check(label_errors: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The measured effect of standardising the MLP's input, from the label audit's extra
-    fold: accuracies with and without, their difference and its 95% noise (binomial, on the
-    same held-out images), or None when the run did not measure it."""
-    norm = (label_errors or {}).get("normalisation")
+    """The measured effect of standardising the input, from the label audit's first fold
+    trained twice (same seed, standardised and raw 0–255 pixels): both held-out accuracies,
+    their difference and its 95% noise (binomial, on the fold's n / folds images), or None
+    when the run did not measure it."""
+    audit = label_errors or {}
+    norm = audit.get("normalisation")
     if not norm:
         return None
-    n = norm["n"]
-    a, b = norm["standardised"], norm["raw"]
+    n = audit["n_images"] // audit["folds"]
+    a, b = norm["standardised_accuracy"], norm["raw_accuracy"]
     noise = 1.96 * ((a * (1 - a) + b * (1 - b)) / n) ** 0.5
-    return {**norm, "difference": a - b, "noise": noise}
+    return {
+        "model": audit["model"],
+        "epochs": audit["epochs"],
+        "n": n,
+        "standardised": a,
+        "raw": b,
+        "difference": a - b,
+        "noise": noise,
+    }
 
 
 def _normalise_verdict(metrics: dict[str, Any]) -> Verdict:
@@ -554,24 +564,45 @@ def scorecard_line(found: list[Verdict]) -> str:
 # --- the label audit -----------------------------------------------------------------------
 
 
+def worst_label_cell(audit: dict[str, Any]) -> tuple[str, str, float]:
+    """The largest off-diagonal cell of the calibrated joint: (given, true, images)."""
+    from fmnist_lib.data import CLASS_NAMES
+
+    joint = audit["calibrated_joint"]
+    images, i, j = max(
+        (joint[i][j], i, j) for i in range(len(joint)) for j in range(len(joint)) if i != j
+    )
+    return CLASS_NAMES[i], CLASS_NAMES[j], images
+
+
+def most_mislabelled_class(audit: dict[str, Any]) -> tuple[str, float]:
+    """The given label with the most estimated wrong labels (off-diagonal row sum)."""
+    from fmnist_lib.data import CLASS_NAMES
+
+    joint = audit["calibrated_joint"]
+    wrong = [sum(row) - row[i] for i, row in enumerate(joint)]
+    worst = max(range(len(wrong)), key=wrong.__getitem__)
+    return CLASS_NAMES[worst], wrong[worst]
+
+
 def label_audit_text(metrics: dict[str, Any]) -> str:
     """What the label audit found, for the outliers slide (Markdown)."""
     audit = metrics.get("label_errors")
     if not audit:
         return "No label audit in this run."
     reports = audit.get("public_reports") or {}
-    checked = reports.get("checked", 0)
     public = (
-        f" Of {checked} mislabelled images reported publicly, {reports.get('flagged', 0)} are "
-        f"among the flagged."
-        if checked
+        f" Of {reports['audited']} mislabelled images reported publicly, it flags "
+        f"**{reports['flagged']}**, found without looking at the reports."
+        if reports.get("audited")
         else ""
     )
+    given, true, images = worst_label_cell(audit)
     return (
         f"Out-of-fold predictions of a {audit['model']} ({audit['folds']} folds, "
         f"{pct(audit['oof_accuracy'])} accurate) on all {audit['n_images']:,} images, judged by "
-        f"confident learning (Northcutt et al., JAIR 2021): **{audit['flagged']:,}** images "
-        f"flagged.{public} Shown: the most confident disagreements."
+        f"confident learning (Northcutt et al., JAIR 2021): **{audit['flagged']:,}** flagged; "
+        f"the largest group is labelled {given}, truly {true} (about {images:,.0f}).{public}"
     )
 
 
@@ -683,15 +714,19 @@ def takeaways(metrics: dict[str, Any], found: list[Verdict]) -> list[str]:
     """Three takeaways, each computed from the run, none repeating the headline's number."""
     audit = metrics.get("label_errors")
     second = earlier_resnet_line(metrics)
+    if not audit:
+        return [insight(metrics), second, scorecard_line(found)]
+    name, images = most_mislabelled_class(audit)
+    hardest = ceiling_class(metrics)[0]
+    where = (
+        f", and {name}, the hardest class, carries the most of them (about {images:,.0f} "
+        f"images labelled {name})"
+        if name == hardest
+        else f" ({audit['flagged']:,} images flagged for review)"
+    )
     third = (
-        f'The old talk\'s "no outliers" is wrong where it matters: about '
-        f"{audit['rate']:.1%} of the labels are wrong, and the model's hardest class is "
-        f"where they sit."
-        if audit and audit.get("top_class") == ceiling_class(metrics)[0]
-        else f'The old talk\'s "no outliers" is wrong: about {audit["rate"]:.1%} of the '
-        f"labels are wrong ({audit['flagged']:,} images flagged for review)."
-        if audit
-        else scorecard_line(found)
+        f'The slide talk\'s "no outliers" is wrong where it matters: about {audit["rate"]:.1%} '
+        f"of the labels are wrong{where}."
     )
     return [insight(metrics), second, third]
 

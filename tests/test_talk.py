@@ -46,13 +46,12 @@ def run_records(reference_run):
             "rate_low": 0.031,
             "rate_high": 0.036,
             "level": 0.95,
-            "normalisation": {
-                "model": "mlp",
-                "epochs": 3,
-                "n": 17_500,
-                "standardised": 0.88,
-                "raw": 0.86,
-            },
+            "normalisation": {"standardised_accuracy": 0.88, "raw_accuracy": 0.86, "gain": 0.02},
+            "calibrated_joint": [
+                [500 if (i, j) == (6, 0) else 6000 if i == j else 0 for j in range(10)]
+                for i in range(10)
+            ],
+            "public_reports": {"reported": 20, "audited": 20, "flagged": 15},
         },
     )
     return metrics, run, histories
@@ -130,7 +129,9 @@ def test_normalisation_is_judged_by_its_measured_effect_against_the_noise(
     run_records, standardised, raw, verdict
 ):
     metrics = run_records[0]
-    metrics["label_errors"]["normalisation"].update(standardised=standardised, raw=raw)
+    metrics["label_errors"]["normalisation"].update(
+        standardised_accuracy=standardised, raw_accuracy=raw
+    )
     (v,) = talk.verdict_for(talk.verdicts(*run_records), "statistics")
     assert v.verdict == verdict
     assert f"{standardised:.2%} standardised against {raw:.2%}" in v.evidence
@@ -252,3 +253,20 @@ def test_the_system_marks_what_is_planned(run_records):
 def test_method_labels_are_honest(run_records):
     resnet = run_records[0]["training"]["resnet50"]
     assert "not transfer" in report.method_label(resnet)
+
+
+def test_the_label_audit_feeds_the_outliers_slide_and_the_conclusion(run_records):
+    metrics, run, histories = run_records
+    audit = metrics["label_errors"]
+    assert talk.worst_label_cell(audit) == ("Shirt", "T-shirt/top", 500)
+    assert talk.most_mislabelled_class(audit) == ("Shirt", 500)
+    text = talk.label_audit_text(metrics)
+    assert "the largest group is labelled Shirt, truly T-shirt/top (about 500)" in text
+    assert "Of 20 mislabelled images reported publicly, it flags **15**" in text
+    third = talk.takeaways(metrics, talk.verdicts(*run_records))[2]
+    hardest = talk.ceiling_class(metrics)[0]
+    assert hardest == "Shirt" and "Shirt, the hardest class, carries the most of them" in third
+    # Another class's labels worst: the conclusion no longer ties them to the hardest class.
+    audit["calibrated_joint"][6][0], audit["calibrated_joint"][3][0] = 0, 700
+    third = talk.takeaways(metrics, talk.verdicts(*run_records))[2]
+    assert "hardest class" not in third and "2,100 images flagged for review" in third
