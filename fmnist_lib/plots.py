@@ -809,7 +809,7 @@ def label_suspects(
         if k >= n:
             ax.axis("off")
             continue
-        _framed(ax, images[k], "gray_r", CLASS_COLORS[predicted[k]], 2.5)
+        _framed(ax, images[k], IMAGE_CMAP, CLASS_COLORS[predicted[k]], 2.5)
         small = _text_size(SMALL * 0.85)
         ax.set_title(
             f"given {given[k]} {p_given[k]:.2f}",
