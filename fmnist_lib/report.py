@@ -453,3 +453,40 @@ def style_costs(table: pd.DataFrame):
     return table.style.format({k: fmt(v) for k, v in specs.items() if k in table}).map(
         lambda v: "color: #888" if isinstance(v, str) else ""
     )
+
+
+def _is_number(value: Any) -> bool:
+    """A measured cell (Python or NumPy number), not a word such as `NOT_MEASURED`."""
+    return isinstance(value, int | float | np.number) and not isinstance(value, bool)
+
+
+def cost_summary(costs: pd.DataFrame, best: str) -> str:
+    """What the cost table says, in sentences formatted from it: the best model's inference
+    time beside the fastest's, and the models that train only part of their parameters."""
+    ms = costs["ms/image, large batch"].map(lambda v: float(v) if _is_number(v) else None)
+    timed = ms.dropna()
+    if best in timed and len(timed) > 1:
+        fastest = str(timed.idxmin())
+        batch = costs.loc[best, "large batch"]
+        if fastest == best:
+            sentences = [f"{best}, the most accurate model, is also the fastest at inference"]
+        else:
+            sentences = [
+                f"{best}, the most accurate model, needs {timed[best]:.3g} ms per image at a "
+                f"batch of {int(batch):,}, {timed[best] / timed[fastest]:.1f} times {fastest}'s "
+                f"{timed[fastest]:.3g} ms"
+            ]
+    else:
+        sentences = ["Inference time was not measured for every model in this run"]
+    for name, row in costs.iterrows():
+        total, trained = row["parameters"], row["trainable parameters"]
+        if (
+            isinstance(total, int | float)
+            and isinstance(trained, int | float)
+            and trained < 0.9 * total
+        ):
+            sentences.append(
+                f"{name} trains {int(trained):,} of its {int(total):,} parameters "
+                f"({trained / total:.1%}): the rest is frozen"
+            )
+    return ". ".join(sentences) + "."

@@ -270,3 +270,25 @@ def test_cost_chart_plots_measured_models_and_names_the_rest():
     sizes = [t.get_fontsize() for t in fig.findobj(plots.plt.Text) if t.get_text()]
     assert min(sizes) >= 14
     plots.plt.close(fig)
+
+
+def test_cost_summary_is_formatted_from_the_table():
+    from fmnist_lib import evaluate
+
+    def timed(ms):
+        return evaluate.InferenceCost(1.0, ms, 1024, 1000 / ms, 5, "median").to_dict()
+
+    trained = {
+        "cnn": {"params": 391_082, "trainable_params": 390_634, "inference": timed(0.5)},
+        "mlp": {"params": 535_818, "trainable_params": 535_818, "inference": timed(0.1)},
+        "resnet50": {"params": 24_123_018, "trainable_params": 531_210, "inference": timed(3.0)},
+    }
+    assert report.cost_summary(report.cost_table(trained), "cnn") == (
+        "cnn, the most accurate model, needs 0.5 ms per image at a batch of 1,024, 5.0 times "
+        "mlp's 0.1 ms. resnet50 trains 531,210 of its 24,123,018 parameters (2.2%): the rest "
+        "is frozen."
+    )
+    older = {name: {"params": m["params"]} for name, m in trained.items()}
+    assert report.cost_summary(report.cost_table(older), "cnn") == (
+        "Inference time was not measured for every model in this run."
+    )
