@@ -878,6 +878,7 @@ def cost_chart(
             )
             ax.set_xticks([])
             ax.minorticks_off()
+            ax.grid(False)
             continue
         # Room for the labels: a decade and a half around the points, in log space.
         lo, hi = np.log10(values[shown].min()), np.log10(values[shown].max())
