@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from sklearn import metrics
@@ -82,3 +86,81 @@ def expected_calibration_error(
         )
     ece = float(np.sum(np.abs(acc_sum - conf_sum)) / max(len(y_true), 1))
     return ece, table
+
+
+# --- cost: parameters and inference time ---------------------------------------------
+
+LARGE_BATCH = 1024  # images per call of the throughput measurement (fewer if fewer are given)
+
+
+def trainable_params(model) -> int:
+    """Parameters that training updates: the sizes of `model.trainable_weights`."""
+    return int(sum(np.prod(w.shape, dtype=np.int64) for w in model.trainable_weights))
+
+
+@dataclass(frozen=True)
+class InferenceCost:
+    """Milliseconds per image at batch 1 and at a large batch, on the machine that measured.
+
+    Each is the median of `repeats` timed calls of `model.predict_on_batch` after warm-up
+    calls (TensorFlow traces and JAX compiles the first call of each shape).
+    """
+
+    ms_per_image_batch1: float
+    ms_per_image_large_batch: float
+    large_batch: int  # LARGE_BATCH, or every image given when there are fewer
+    images_per_second: float  # at the large batch
+    repeats: int
+    method: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> InferenceCost:
+        """Read back `to_dict`'s output; a missing or unknown field is a `ValueError`."""
+        names = {f.name for f in fields(cls)}
+        if not isinstance(record, dict) or set(record) != names:
+            got = sorted(record) if isinstance(record, dict) else type(record).__name__
+            raise ValueError(f"inference cost record: expected fields {sorted(names)}, got {got}")
+        return cls(**record)
+
+
+def inference_cost(
+    model, x: np.ndarray, repeats: int = 5, warmup: int = 2, large_batch: int = LARGE_BATCH
+) -> InferenceCost:
+    """Time `model.predict_on_batch` on `x` (prepared model inputs) at batch 1 and at
+    `large_batch` images (or all of `x` when it holds fewer): medians of `repeats` calls."""
+    if len(x) < 1:
+        raise ValueError("x: no images to time inference on (got 0)")
+    if repeats < 1 or warmup < 0 or large_batch < 1:
+        raise ValueError(
+            f"repeats={repeats}, warmup={warmup}, large_batch={large_batch}: need repeats >= 1, "
+            "warmup >= 0 and large_batch >= 1"
+        )
+    large = min(large_batch, len(x))
+
+    def median_seconds(size: int) -> float:
+        times = []
+        for call in range(warmup + repeats):
+            start = (call * size) % max(len(x) - size + 1, 1)
+            batch = x[start : start + size]
+            began = time.perf_counter()
+            np.asarray(model.predict_on_batch(batch))  # waits for the result on every backend
+            if call >= warmup:
+                times.append(time.perf_counter() - began)
+        return float(np.median(times))
+
+    one = median_seconds(1)
+    many = median_seconds(large)
+    return InferenceCost(
+        ms_per_image_batch1=1000 * one,
+        ms_per_image_large_batch=1000 * many / large,
+        large_batch=large,
+        images_per_second=large / many,
+        repeats=repeats,
+        method=(
+            f"median of {repeats} timed model.predict_on_batch calls after {warmup} warm-up "
+            "calls, per batch size"
+        ),
+    )

@@ -861,4 +861,177 @@ def normalisation_curves(standardised: list[float], raw: list[float], title: str
     ax.set_ylabel("held-out accuracy")
     ax.set_title(title)
     ax.legend()
+
+
+# --- what the model looks at, and what each model costs (04_results; for slides) ---------
+
+# One colour per model (the classes use tab10), in every cost figure.
+MODEL_COLORS: dict[str, str] = dict(
+    zip(("mlp", "cnn", "resnet50"), sns.color_palette("Dark2", 3).as_hex(), strict=True)
+)
+HEAT_COLOR = "#ff2a1a"  # occlusion overlay: opaque where blanking a patch costs the most
+
+
+def _model_color(name: str, k: int) -> str:
+    """The model's colour; an unknown model gets a further Dark2 colour."""
+    return MODEL_COLORS.get(name) or sns.color_palette("Dark2", 8).as_hex()[(3 + k) % 8]
+
+
+def occlusion_overlay(image: np.ndarray, heat: np.ndarray) -> np.ndarray:
+    """RGB (h, w, 3) in 0..1: the grey image with `HEAT_COLOR` blended in where `heat` is
+    positive, fully at the image's largest drop (scaled per image)."""
+    grey = np.repeat((np.asarray(image, dtype=float) / 255)[..., None], 3, axis=2)
+    peak = float(np.max(heat))
+    alpha = (np.clip(heat, 0, None) / peak if peak > 0 else np.zeros_like(heat))[..., None]
+    red = np.array(plt.matplotlib.colors.to_rgb(HEAT_COLOR))
+    return np.clip((1 - 0.85 * alpha) * grey + 0.85 * alpha * red, 0, 1)
+
+
+def occlusion_panels(
+    images: np.ndarray,
+    maps: np.ndarray,
+    true: list[str],
+    predicted: list[str],
+    confidence: np.ndarray,
+    size: tuple[float, float] = (SLIDE_WIDTH, 5.4),
+) -> plt.Figure:
+    """Correct predictions (left group) and mistakes (right group): each test image as the
+    data set shows it (light garment on black) over the same image with its occlusion map
+    in red, titled with the true class and the model's answer.
+
+    Args:
+        images: uint8 (n, h, w).
+        maps: (n, h, w) drops in the predicted class's probability (`explain.occlusion_map`).
+        true, predicted: class names per image; correct ones are grouped first.
+        confidence: the predicted class's probability per image.
+        size: inches; the default fills a 1280x720 slide's width, text at 14 pt or more.
+    """
+    ok = [t == p for t, p in zip(true, predicted, strict=True)]
+    groups = [
+        (title, [i for i in range(len(images)) if ok[i] == want])
+        for title, want in (("correct predictions", True), ("mistakes", False))
+    ]
+    groups = [(title, idx) for title, idx in groups if idx]
+    # One grid for every image, so all are drawn at one size; a narrow gap between groups.
+    widths = [w for k, (_, idx) in enumerate(groups) for w in ([0.2] * (k > 0) + [1] * len(idx))]
+    fig = plt.figure(figsize=size, layout="constrained")
+    grid = fig.add_gridspec(3, len(widths), width_ratios=widths, height_ratios=[0.14, 1, 1])
+    first = 0
+    for k, (title, idx) in enumerate(groups):
+        first += k > 0  # the gap column
+        heading = fig.add_subplot(grid[0, first : first + len(idx)])
+        heading.axis("off")
+        heading.text(
+            0.5, 0.5, title, ha="center", va="center", weight="bold", fontsize=_text_size(16 / 15)
+        )
+        for col, i in enumerate(idx, first):
+            top, bottom = fig.add_subplot(grid[1, col]), fig.add_subplot(grid[2, col])
+            _framed(top, images[i], "gray", "0.6", 0.8)
+            top.images[-1].set_clim(0, 255)
+            top.set_title(true[i], color="black")
+            _framed(bottom, occlusion_overlay(images[i], maps[i]), "gray", "0.6", 0.8)
+            bottom.set_title(
+                f"→ {predicted[i]} {confidence[i]:.0%}", color="tab:green" if ok[i] else "tab:red"
+            )
+            if col == 0:
+                top.set_ylabel("image")
+                bottom.set_ylabel("looked at")
+        first += len(idx)
+    return fig
+
+
+def _number(value) -> float:
+    """A table cell as a float: NaN for a word such as "not measured"."""
+    return float(value) if isinstance(value, int | float | np.number) else float("nan")
+
+
+def _count(n: float) -> str:
+    """A parameter count in a few characters: 391k, 24.1M."""
+    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k"
+
+
+def cost_chart(
+    costs: pd.DataFrame,
+    accuracy: dict[str, tuple[float, float, float]],
+    size: tuple[float, float] = (SLIDE_WIDTH, 4.8),
+) -> plt.Figure:
+    """Test accuracy (dot, 95% interval as bars; `name -> (acc, low, high)`) against training
+    time (left) and inference milliseconds per image at the large batch (right), both on log
+    scales, one colour per model, each labelled with its parameters (and trained ones when
+    fewer). `costs` is `report.cost_table`; models whose cost was not measured are named."""
+    fig, axes = plt.subplots(1, 2, figsize=size, sharey=True, layout="constrained")
+    panels = (
+        ("train time (s)", "training time (s, log scale)"),
+        ("ms/image, large batch", "inference ms per image, large batch (log scale)"),
+    )
+    for ax, (column, label) in zip(axes, panels, strict=True):
+        values = costs[column].map(_number)
+        shown = [name for name in costs.index if not np.isnan(values[name]) and name in accuracy]
+        missing = [name for name in costs.index if name not in shown]
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        if not shown:
+            ax.text(
+                0.5,
+                0.5,
+                "not measured in this run",
+                transform=ax.transAxes,
+                ha="center",
+                va="center",
+                color="0.4",
+            )
+            ax.set_xticks([])
+            ax.minorticks_off()
+            ax.grid(False)
+            continue
+        # Room for the labels: a decade and a half around the points, in log space.
+        lo, hi = np.log10(values[shown].min()), np.log10(values[shown].max())
+        ax.set_xlim(10 ** (lo - 0.6), 10 ** (hi + 0.6 + max(0.0, 1.2 - (hi - lo))))
+        left, right = (np.log10(v) for v in ax.get_xlim())
+        for k, name in enumerate(costs.index):
+            if name not in shown:
+                continue
+            acc, low, high = accuracy[name]
+            color = _model_color(name, k)
+            ax.errorbar(
+                values[name],
+                acc,
+                yerr=[[acc - low], [high - acc]],
+                fmt="o",
+                ms=10,
+                color=color,
+                capsize=6,
+                lw=2,
+            )
+            params, trained = (
+                _number(costs.loc[name, key]) for key in ("parameters", "trainable parameters")
+            )
+            text = name if np.isnan(params) else f"{name}, {_count(params)} params"
+            if trained < 0.9 * params:  # False when either is NaN
+                text += f"\n({_count(trained)} trained)"
+            on_right = (np.log10(values[name]) - left) / (right - left) < 0.55
+            ax.annotate(
+                text,
+                (values[name], acc),
+                xytext=(12 if on_right else -12, 0),
+                textcoords="offset points",
+                va="center",
+                ha="left" if on_right else "right",
+                color=color,
+            )
+        ax.xaxis.set_major_locator(plt.matplotlib.ticker.LogLocator(subs=(1, 2, 5)))
+        ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(plt.matplotlib.ticker.NullFormatter())
+        if missing:
+            ax.text(
+                0.02,
+                0.02,
+                f"not measured: {', '.join(missing)}",
+                transform=ax.transAxes,
+                ha="left",
+                va="bottom",
+                color="0.4",
+            )
+    axes[0].set_ylabel("test accuracy")
+    axes[0].yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
     return fig

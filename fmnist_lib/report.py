@@ -378,3 +378,119 @@ def outliers_in_test(both_index: list[int], n_train: int, pred: Predictions) -> 
         "rows": [int(r) for r in rows],  # positions in the model's predictions
         "wrong_rows": [int(r) for r in wrong],
     }
+
+
+# --- cost beside accuracy ---------------------------------------------------------------
+
+NOT_MEASURED = "not measured"  # a field that the run that trained the model did not record
+DAMAGED = "damaged record"
+
+
+# Columns of the cost table read from the recorded `evaluate.InferenceCost`.
+TIMING_COLUMNS = {
+    "ms/image, batch 1": "ms_per_image_batch1",
+    "ms/image, large batch": "ms_per_image_large_batch",
+    "large batch": "large_batch",
+    "images/s": "images_per_second",
+}
+
+
+def _recorded(entry: dict[str, Any], key: str, scale: float = 1.0) -> Any:
+    """`entry[key]` (times `scale`), or `NOT_MEASURED` when the run did not record it."""
+    value = entry.get(key)
+    return NOT_MEASURED if value is None else (value * scale if scale != 1.0 else value)
+
+
+def _inference(entry: dict[str, Any]) -> evaluate.InferenceCost | str:
+    """The recorded inference cost, `NOT_MEASURED` if absent, `DAMAGED` if unreadable."""
+    raw = entry.get("inference")
+    if raw is None:
+        return NOT_MEASURED
+    try:
+        return evaluate.InferenceCost.from_dict(raw)
+    except (TypeError, ValueError):
+        return DAMAGED
+
+
+def cost_table(trained: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """What each model costs beside its accuracy, from `metrics.json` -> `training`:
+    parameters (all and trained), training time, inference time and the saved file's size.
+    A field that an older run did not record reads `NOT_MEASURED`."""
+    rows = []
+    for name, m in trained.items():
+        cost = _inference(m)
+        timings = {
+            column: getattr(cost, field) if isinstance(cost, evaluate.InferenceCost) else cost
+            for column, field in TIMING_COLUMNS.items()
+        }
+        rows.append(
+            {
+                "model": name,
+                "test accuracy": m.get("accuracy"),
+                "parameters": _recorded(m, "params"),
+                "trainable parameters": _recorded(m, "trainable_params"),
+                "train time (s)": _recorded(m, "train_seconds"),
+                **timings,
+                "model file (MB)": _recorded(m, "model_bytes", 1e-6),
+            }
+        )
+    return pd.DataFrame(rows).set_index("model")
+
+
+def style_costs(table: pd.DataFrame):
+    """The cost table for display: numbers formatted, unmeasured fields in grey words."""
+
+    def fmt(spec: str):
+        return lambda v: v if isinstance(v, str) else format(v, spec)
+
+    specs = {
+        "test accuracy": ".2%",
+        "parameters": ",",
+        "trainable parameters": ",",
+        "train time (s)": ".1f",
+        "ms/image, batch 1": ".3g",
+        "ms/image, large batch": ".3g",
+        "large batch": ",",
+        "images/s": ",.0f",
+        "model file (MB)": ".1f",
+    }
+    return table.style.format({k: fmt(v) for k, v in specs.items() if k in table}).map(
+        lambda v: "color: #888" if isinstance(v, str) else ""
+    )
+
+
+def _is_number(value: Any) -> bool:
+    """A measured cell (Python or NumPy number), not a word such as `NOT_MEASURED`."""
+    return isinstance(value, int | float | np.number) and not isinstance(value, bool)
+
+
+def cost_summary(costs: pd.DataFrame, best: str) -> str:
+    """What the cost table says, in sentences formatted from it: the best model's inference
+    time beside the fastest's, and the models that train only part of their parameters."""
+    ms = costs["ms/image, large batch"].map(lambda v: float(v) if _is_number(v) else None)
+    timed = ms.dropna()
+    if best in timed and len(timed) > 1:
+        fastest = str(timed.idxmin())
+        batch = costs.loc[best, "large batch"]
+        if fastest == best:
+            sentences = [f"{best}, the most accurate model, is also the fastest at inference"]
+        else:
+            sentences = [
+                f"{best}, the most accurate model, needs {timed[best]:.3g} ms per image at a "
+                f"batch of {int(batch):,}, {timed[best] / timed[fastest]:.1f} times {fastest}'s "
+                f"{timed[fastest]:.3g} ms"
+            ]
+    else:
+        sentences = ["Inference time was not measured for every model in this run"]
+    for name, row in costs.iterrows():
+        total, trained = row["parameters"], row["trainable parameters"]
+        if (
+            isinstance(total, int | float)
+            and isinstance(trained, int | float)
+            and trained < 0.9 * total
+        ):
+            sentences.append(
+                f"{name} trains {int(trained):,} of its {int(total):,} parameters "
+                f"({trained / total:.1%}): the rest is frozen"
+            )
+    return ". ".join(sentences) + "."

@@ -103,7 +103,7 @@ def test_training_notebook_runs_on_the_jax_backend(tiny_run, monkeypatch):
     assert [row["epoch"] for row in history] == [0]
 
 
-TIMINGS = {"train_seconds", "seconds", "checkpoint_seconds"}
+TIMINGS = {"train_seconds", "seconds", "checkpoint_seconds", "inference"}
 
 
 def _without_timings(obj):

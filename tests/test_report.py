@@ -215,3 +215,80 @@ def test_learned_features_cluster_better_than_noise():
     noise = rng.normal(size=(300, 10))
     assert report.feature_clusters(separated, labels, 0)["nmi"] > 0.95
     assert report.feature_clusters(noise, labels, 0)["nmi"] < 0.3
+
+
+def test_cost_table_reads_recorded_costs_and_says_what_was_not_measured():
+    from fmnist_lib import evaluate
+
+    cost = evaluate.InferenceCost(2.0, 0.25, 1024, 4000.0, 5, "median")
+    trained = {
+        "cnn": {
+            "accuracy": 0.93,
+            "params": 391_082,
+            "trainable_params": 390_634,
+            "train_seconds": 529.4,
+            "model_bytes": 4_700_000,
+            "inference": cost.to_dict(),
+        },
+        "mlp": {"accuracy": 0.90, "params": 535_818, "train_seconds": 47.2},  # an older run
+        "resnet50": {"accuracy": 0.87, "params": 24_123_018, "inference": {"ms": 1}},
+    }
+    table = report.cost_table(trained)
+    assert table.loc["cnn", "ms/image, large batch"] == 0.25
+    assert table.loc["cnn", "images/s"] == 4000.0 and table.loc["cnn", "large batch"] == 1024
+    assert table.loc["cnn", "model file (MB)"] == pytest.approx(4.7)
+    assert table.loc["cnn", "trainable parameters"] == 390_634
+    for column in ("trainable parameters", "ms/image, batch 1", "model file (MB)"):
+        assert table.loc["mlp", column] == report.NOT_MEASURED
+    assert table.loc["mlp", "train time (s)"] == 47.2
+    assert table.loc["resnet50", "ms/image, batch 1"] == report.DAMAGED
+    assert table.loc["resnet50", "train time (s)"] == report.NOT_MEASURED
+    html = report.style_costs(table).to_html()
+    assert "391,082" in html and "not measured" in html and "0.25" in html
+
+
+def test_cost_chart_plots_measured_models_and_names_the_rest():
+    from fmnist_lib import evaluate, plots
+
+    cost = evaluate.InferenceCost(2.0, 0.25, 1024, 4000.0, 5, "median")
+    trained = {
+        "mlp": {"accuracy": 0.90, "params": 535_818, "train_seconds": 47.2},
+        "resnet50": {
+            "accuracy": 0.87,
+            "params": 24_123_018,
+            "trainable_params": 535_306,
+            "train_seconds": 149.3,
+            "inference": cost.to_dict(),
+        },
+    }
+    accuracy = {"mlp": (0.90, 0.89, 0.91), "resnet50": (0.87, 0.86, 0.88)}
+    with plots.slide_style():
+        fig = plots.cost_chart(report.cost_table(trained), accuracy)
+    texts = {t.get_text() for t in fig.findobj(plots.plt.Text) if t.get_text()}
+    assert "resnet50, 24.1M params\n(535k trained)" in texts  # the frozen backbone, said
+    assert "mlp, 536k params" in texts and "not measured: mlp" in texts
+    sizes = [t.get_fontsize() for t in fig.findobj(plots.plt.Text) if t.get_text()]
+    assert min(sizes) >= 14
+    plots.plt.close(fig)
+
+
+def test_cost_summary_is_formatted_from_the_table():
+    from fmnist_lib import evaluate
+
+    def timed(ms):
+        return evaluate.InferenceCost(1.0, ms, 1024, 1000 / ms, 5, "median").to_dict()
+
+    trained = {
+        "cnn": {"params": 391_082, "trainable_params": 390_634, "inference": timed(0.5)},
+        "mlp": {"params": 535_818, "trainable_params": 535_818, "inference": timed(0.1)},
+        "resnet50": {"params": 24_123_018, "trainable_params": 531_210, "inference": timed(3.0)},
+    }
+    assert report.cost_summary(report.cost_table(trained), "cnn") == (
+        "cnn, the most accurate model, needs 0.5 ms per image at a batch of 1,024, 5.0 times "
+        "mlp's 0.1 ms. resnet50 trains 531,210 of its 24,123,018 parameters (2.2%): the rest "
+        "is frozen."
+    )
+    older = {name: {"params": m["params"]} for name, m in trained.items()}
+    assert report.cost_summary(report.cost_table(older), "cnn") == (
+        "Inference time was not measured for every model in this run."
+    )
