@@ -26,6 +26,7 @@ KEPT = (
     "monitor.json",
     "split.npz",
     "umap_*.npz",
+    "occlusion.npz",
     "slides.html",
     "slides.pdf",
     "models/*/history.json",

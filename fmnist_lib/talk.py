@@ -679,7 +679,7 @@ def system_text(metrics: dict[str, Any], run: dict[str, Any], watch: Any = None)
     serve = (trained.get(best) or {}).get("inference") or {}
     speed = (
         f"{best} serves {serve['ms_per_image_batch1']:.1f} ms an image one at a time and "
-        f"{serve['images_per_second']:,.0f} images/s in batches of {serve.get('batch', 1024):,}, "
+        f"{serve['images_per_second']:,.0f} images/s in batches of {serve['large_batch']:,}, "
         f"on {device_label(trained[best])}. "
         if serve
         else ""
@@ -772,7 +772,7 @@ def notes(
     mlp = curve_facts(histories["mlp"]) if histories.get("mlp") else None
     norm = normalisation_check(audit)
     serve = trained[h["best"]].get("inference") or {}
-    explain = results.get("explain") or {}
+    explained = results.get("explain")
     said = {
         "title": Note(
             15,
@@ -854,8 +854,10 @@ def notes(
         ),
         "cost": Note(
             25,
-            f"{h['best']} costs {h['train_seconds']:,.0f} s of training"
-            + (f" and serves {serve['ms_per_image_batch1']:.1f} ms an image." if serve else "."),
+            report.cost_summary(report.cost_table(trained), h["best"]),
+            "What would you deploy?",
+            f"{h['best']}: the most accurate here, at {h['train_seconds']:,.0f} s of training"
+            + (f" and {serve['ms_per_image_batch1']:.1f} ms an image." if serve else "."),
         ),
         "predictions": Note(
             30,
@@ -870,7 +872,8 @@ def notes(
         ),
         "explain": Note(
             30,
-            explain.get("finding", "Where occluding a patch changes the prediction most."),
+            _explain_finding(explained)
+            or "No occlusion maps in this run: the best model's file is not in its folder.",
         ),
         "clustering": Note(
             35,
@@ -909,6 +912,13 @@ def notes(
         ),
     }
     return said
+
+
+def _explain_finding(record: dict[str, Any] | None) -> str:
+    """The occlusion maps' finding, from `results.explain`, or "" when there are none."""
+    from fmnist_lib import explain
+
+    return explain.OcclusionRecord.from_dict(record).finding() if record else ""
 
 
 def _sentence(text: str) -> str:

@@ -32,7 +32,8 @@ def test_anchors_are_quoted_with_sources_and_never_ours():
     assert len(quoted) == len(report.ANCHORS) == 4
     # Every source names a repository file or a paper, never an issue of ours.
     assert all(
-        re.search(r"arXiv:\d{4}\.\d{4,5}|github\.com/|earlier ResNet50 transfer work", s) for s in quoted["source"]
+        re.search(r"arXiv:\d{4}\.\d{4,5}|github\.com/|earlier ResNet50 transfer work", s)
+        for s in quoted["source"]
     )
     assert not quoted["source"].str.contains("issue").any()
     # The table quotes each anchor's figure unchanged and sorts every row, ours included.
