@@ -43,7 +43,8 @@ def test_anchors_are_quoted_with_sources_and_never_ours():
     assert table["accuracy"].is_monotonic_decreasing
     above = table.index[: table.index.get_loc("cnn (this run)")]
     assert set(above) == {a.name for a in report.ANCHORS if a.accuracy > 0.91}
-    # The frozen-ImageNet ResNet50 work's 85.7% stays, labelled as that earlier work's (not the slide talk's).
+    # The frozen-ImageNet ResNet50 work's 85.7% stays, labelled as that work's (not the
+    # slide talk's).
     assert table.loc[table["whose"] == "earlier work", "accuracy"].tolist() == [0.857]
     assert table.loc[table["accuracy"] == 0.857, "whose"].item() == "earlier work"
     assert (quoted["whose"] == "published").sum() == 3
