@@ -861,6 +861,7 @@ def normalisation_curves(standardised: list[float], raw: list[float], title: str
     ax.set_ylabel("held-out accuracy")
     ax.set_title(title)
     ax.legend()
+    return fig
 
 
 # --- what the model looks at, and what each model costs (04_results; for slides) ---------

@@ -392,7 +392,13 @@ def normalisation_check(label_errors: dict[str, Any] | None) -> dict[str, Any] |
 
 
 def _normalise_verdict(metrics: dict[str, Any]) -> Verdict:
-    check = normalisation_check(metrics.get("label_errors"))
+    return normalisation_verdict(metrics.get("label_errors"))
+
+
+def normalisation_verdict(label_errors: dict[str, Any] | None) -> Verdict:
+    """The slide talk's "normalise the data", judged by the label audit's measurement: helps
+    or hurts beyond the binomial noise of the fold, or within it."""
+    check = normalisation_check(label_errors)
     if check is None:
         return Verdict("normalise the data", PARTLY, "not measured in this run", "statistics")
     d, noise = check["difference"], check["noise"]
