@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -151,8 +152,16 @@ def inference_cost(
                 times.append(time.perf_counter() - began)
         return float(np.median(times))
 
-    one = median_seconds(1)
-    many = median_seconds(large)
+    # Two batch sizes are two traces by design; TensorFlow would warn of "retracing" on the
+    # console. Its Python logger is quietened for the timing only (a name, so no import).
+    tf_log = logging.getLogger("tensorflow")
+    level = tf_log.level
+    tf_log.setLevel(logging.ERROR)
+    try:
+        one = median_seconds(1)
+        many = median_seconds(large)
+    finally:
+        tf_log.setLevel(level)
     return InferenceCost(
         ms_per_image_batch1=1000 * one,
         ms_per_image_large_batch=1000 * many / large,

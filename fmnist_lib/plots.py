@@ -333,8 +333,10 @@ def training_curves(
                     label="best validation",
                     ls="none",
                 )
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
             ax.set_xlim(0.5, max(len(frame), 1) + 0.5)
+            if len(frame) <= 3:  # a short run: one tick per epoch, never fractions
+                ax.set_xticks(frame.index)
             if row == 0:
                 ax.set_title(name)
             if row == 1:

@@ -505,7 +505,7 @@ def _outliers_verdict(metrics: dict[str, Any]) -> Verdict:
             f"the pixel-range check finds {bad or 'none'}, but confident learning estimates "
             f"{audit['rate']:.1%} of labels wrong ({audit['level']:.0%} interval "
             f"{audit['rate_low']:.1%} – {audit['rate_high']:.1%}, about "
-            f"{audit['estimated_errors']:,} of {audit['n_images']:,} images)"
+            f"{audit['estimated_errors']:,.0f} of {audit['n_images']:,} images)"
         )
     else:
         evidence = (
@@ -606,7 +606,7 @@ def label_audit_text(metrics: dict[str, Any]) -> str:
     given, true, images = worst_label_cell(audit)
     return (
         f"Out-of-fold predictions of a {audit['model']} ({audit['folds']} folds, "
-        f"{pct(audit['oof_accuracy'])} accurate) on all {audit['n_images']:,} images, judged by "
+        f"{pct(audit['oof_accuracy'])} accurate) on {audit['n_images']:,} images, judged by "
         f"confident learning (Northcutt et al., JAIR 2021): **{audit['flagged']:,}** flagged; "
         f"the largest group is labelled {given}, truly {true} (about {images:,.0f}).{public}"
     )
@@ -684,32 +684,29 @@ def system_text(metrics: dict[str, Any], run: dict[str, Any], watch: Any = None)
     best = results.get("best_model", next(iter(trained), "?"))
     serve = (trained.get(best) or {}).get("inference") or {}
     speed = (
-        f"{best} serves {serve['ms_per_image_batch1']:.1f} ms an image one at a time and "
-        f"{serve['images_per_second']:,.0f} images/s in batches of {serve['large_batch']:,}, "
-        f"on {device_label(trained[best])}. "
+        f"{best} serves {serve['ms_per_image_batch1']:.1f} ms an image alone, "
+        f"{serve['images_per_second']:,.0f} images/s in batches of {serve['large_batch']:,} "
+        f"({device_label(trained[best])}). "
         if serve
         else ""
     )
-    md5 = len(run.get("data", {}).get("files", {}))
     checks = "size, polarity, pixel mean and spread, class mix, confidence"
     if watch is not None:
-        low = next((m for m in watch.models if m.model == best), None)
+        low = watch.model(best)
         checks = (
-            f"pixel mean outside {watch.pixel_mean.low:.0f}–{watch.pixel_mean.high:.0f} or "
-            f"spread outside {watch.pixel_std.low:.0f}–{watch.pixel_std.high:.0f} more often "
-            f"than chance, a light background, a class mix over "
-            f"{monitor.MAX_CLASS_MIX_TV:g} from the test set's"
+            f"pixel mean outside {watch.pixel_mean.low:.0f}–{watch.pixel_mean.high:.0f}, "
+            f"spread outside {watch.pixel_std.low:.0f}–{watch.pixel_std.high:.0f}, a light "
+            f"background, a class mix {monitor.MAX_CLASS_MIX_TV:g} from the test set's"
             + (
-                f", more than the test set's {low.low_confidence_share:.1%} of predictions "
-                f"under {monitor.LOW_CONFIDENCE:.0%} confidence"
+                f", more than {low.low_confidence_share:.1%} under "
+                f"{monitor.LOW_CONFIDENCE:.0%} confidence"
                 if low
                 else ""
             )
         )
     return (
-        f"{speed}Every model is versioned by its run id, the {md5 or 4} data MD5s and the "
-        f"commit in `run.json`. `predict` converts photos and warns in one line on each input "
-        f"that leaves the training range: {checks}. Dashed: planned, not built."
+        f"{speed}Versioned by run id, data MD5s and commit (`run.json`). `predict` converts "
+        f"photos and warns in one line per input on: {checks}."
     )
 
 
