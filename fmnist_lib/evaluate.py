@@ -28,9 +28,7 @@ def shifted(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
     return out
 
 
-def predict_views(
-    model, images: np.ndarray, shift: int = 1, batch_size: int = 512
-) -> np.ndarray:
+def predict_views(model, images: np.ndarray, shift: int = 1, batch_size: int = 512) -> np.ndarray:
     """Multi-crop test-time augmentation: class probabilities averaged over each image and
     its mirror, each as it is and moved `shift` pixels up, down, left and right (10 views;
     `shift=0` is `predict(..., tta=True)`)."""

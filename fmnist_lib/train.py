@@ -141,7 +141,7 @@ class TrainConfig:
     learning_rate: float = 1e-3  # peak learning rate (warm-up, then cosine decay)
     optimizer: str = "adam"  # adam (AdamW when weight_decay > 0) | sgd (Nesterov, momentum 0.9)
     weight_decay: float = 0.0  # decoupled weight decay, scaled by the learning rate
-    decay_norm_and_bias: bool = True  # False: no weight decay on normalisation scales/offsets, biases
+    decay_norm_and_bias: bool = True  # False: weight decay spares norm scales/offsets and biases
     warmup_epochs: int = 0  # linear learning-rate warm-up before the cosine decay
     label_smoothing: float = 0.0  # categorical cross-entropy label smoothing
     ema: float = 0.0  # momentum of an exponential moving average of the weights; 0 disables
@@ -354,8 +354,13 @@ def _prepared(
         # A saved optimizer forgets which variables it spares from weight decay (Keras keeps
         # that out of its config): compile `model` afresh, then load every variable, the
         # optimizer's included, from the checkpoint.
-        compile_model(model, config, steps_per_epoch * config.epochs,
-                      steps_per_execution=per_execution, jit_compile=data.jit_compile)
+        compile_model(
+            model,
+            config,
+            steps_per_epoch * config.epochs,
+            steps_per_execution=per_execution,
+            jit_compile=data.jit_compile,
+        )
         model.optimizer.build(model.trainable_variables)
         model.load_weights(stage_dir / CHECKPOINT)
         return model, history
