@@ -223,9 +223,10 @@ def make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Op
 
 
 # Variable names that DECAY_NORM_AND_BIAS=False spares from weight decay: the scale and offset
-# of BatchNormalization (and LayerNormalization), and every bias. Anchored, so a kernel whose
-# layer happens to be called "bias_..." is still decayed.
-UNDECAYED = ("^gamma$", "^beta$", "^bias$")
+# of BatchNormalization (and LayerNormalization), and every bias. Matched on the last part of
+# the name (TensorFlow's optimizer sees "layer/gamma:0"), so a layer called "bias_..." is
+# still decayed.
+UNDECAYED = (r"(^|/)(gamma|beta|bias)(:\d+)?$",)
 
 
 def _excludes_norm_and_bias(config: TrainConfig) -> bool:
