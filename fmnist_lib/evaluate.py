@@ -22,6 +22,32 @@ def predict(model, images: np.ndarray, tta: bool = False, batch_size: int = 512)
     return proba
 
 
+def shifted(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """`(n, h, w, ...)` images moved `dy` rows down and `dx` columns right, the pixels that
+    come in set to 0 (the background)."""
+    out = np.zeros_like(images)
+    h, w = images.shape[1:3]
+    ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+    xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    out[:, yd, xd] = images[:, ys, xs]
+    return out
+
+
+def predict_views(model, images: np.ndarray, shift: int = 1, batch_size: int = 512) -> np.ndarray:
+    """Multi-crop test-time augmentation: class probabilities averaged over each image and
+    its mirror, each as it is and moved `shift` pixels up, down, left and right (10 views;
+    `shift=0` is `predict(..., tta=True)`)."""
+    if shift < 0:
+        raise ValueError(f"shift={shift!r}: use 0 (flip only) or more pixels")
+    moves = [(0, 0)] + ([(shift, 0), (-shift, 0), (0, shift), (0, -shift)] if shift else [])
+    total = None
+    for view in (images, images[:, :, ::-1]):
+        for dy, dx in moves:
+            proba = model.predict(shifted(view, dy, dx), batch_size=batch_size, verbose=0)
+            total = proba if total is None else total + proba
+    return total / (2 * len(moves))
+
+
 def summary(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     """Test accuracy, macro F1 and log-loss from predicted probabilities."""
     y_pred = proba.argmax(axis=1)

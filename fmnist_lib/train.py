@@ -141,6 +141,7 @@ class TrainConfig:
     learning_rate: float = 1e-3  # peak learning rate (warm-up, then cosine decay)
     optimizer: str = "adam"  # adam (AdamW when weight_decay > 0) | sgd (Nesterov, momentum 0.9)
     weight_decay: float = 0.0  # decoupled weight decay, scaled by the learning rate
+    decay_norm_and_bias: bool = True  # False: weight decay spares norm scales/offsets and biases
     warmup_epochs: int = 0  # linear learning-rate warm-up before the cosine decay
     label_smoothing: float = 0.0  # categorical cross-entropy label smoothing
     ema: float = 0.0  # momentum of an exponential moving average of the weights; 0 disables
@@ -205,16 +206,32 @@ def make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Op
     if config.ema > 0:
         common["ema_momentum"] = config.ema
     if config.optimizer == "sgd":
-        return keras.optimizers.SGD(
+        optimizer = keras.optimizers.SGD(
             lr,
             momentum=0.9,
             nesterov=True,
             weight_decay=config.weight_decay or None,
             **common,
         )
-    if config.weight_decay > 0:
-        return keras.optimizers.AdamW(lr, weight_decay=config.weight_decay, **common)
-    return keras.optimizers.Adam(lr, **common)
+    elif config.weight_decay > 0:
+        optimizer = keras.optimizers.AdamW(lr, weight_decay=config.weight_decay, **common)
+    else:
+        optimizer = keras.optimizers.Adam(lr, **common)
+    if _excludes_norm_and_bias(config):
+        optimizer.exclude_from_weight_decay(var_names=list(UNDECAYED))
+    return optimizer
+
+
+# Variable names that DECAY_NORM_AND_BIAS=False spares from weight decay: the scale and offset
+# of BatchNormalization (and LayerNormalization), and every bias. Matched on the last part of
+# the name (TensorFlow's optimizer sees "layer/gamma:0"), so a layer called "bias_..." is
+# still decayed.
+UNDECAYED = (r"(^|/)(gamma|beta|bias)(:\d+)?$",)
+
+
+def _excludes_norm_and_bias(config: TrainConfig) -> bool:
+    """Whether `config` decays weights but spares normalisation parameters and biases."""
+    return config.weight_decay > 0 and not config.decay_norm_and_bias
 
 
 def compile_model(
@@ -329,11 +346,25 @@ def _prepared(
     steps_per_epoch: int,
 ) -> tuple[keras.Model, list[dict[str, float]]]:
     """The checkpointed model and its history when resuming, else `model` compiled afresh."""
+    per_execution = min(steps_per_epoch, 64 if data.in_memory else config.steps_per_execution)
     if initial_epoch > 0:
         log.info("Resuming %s after epoch %d of %d", stage_dir.name, initial_epoch, config.epochs)
         history = records.read_json(stage_dir / "history.json", [])[:initial_epoch]
-        return load_checkpoint(stage_dir / CHECKPOINT), history
-    per_execution = min(steps_per_epoch, 64 if data.in_memory else config.steps_per_execution)
+        if not _excludes_norm_and_bias(config):
+            return load_checkpoint(stage_dir / CHECKPOINT), history
+        # A saved optimizer forgets which variables it spares from weight decay (Keras keeps
+        # that out of its config): compile `model` afresh, then load every variable, the
+        # optimizer's included, from the checkpoint.
+        compile_model(
+            model,
+            config,
+            steps_per_epoch * config.epochs,
+            steps_per_execution=per_execution,
+            jit_compile=data.jit_compile,
+        )
+        model.optimizer.build(model.trainable_variables)
+        model.load_weights(stage_dir / CHECKPOINT)
+        return model, history
     compile_model(
         model,
         config,
