@@ -934,7 +934,8 @@ def occlusion_panels(
             top.set_title(true[i], color="black")
             _framed(bottom, occlusion_overlay(images[i], maps[i]), "gray", "0.6", 0.8)
             bottom.set_title(
-                f"→ {predicted[i]} {confidence[i]:.0%}", color="tab:green" if ok[i] else "tab:red"
+                f"→ {predicted[i]}\n{confidence[i]:.0%}",  # two lines: long names do not collide
+                color="tab:green" if ok[i] else "tab:red",
             )
             if col == 0:
                 top.set_ylabel("image")

@@ -454,7 +454,7 @@ def _curves_verdict(metrics: dict[str, Any], histories: dict[str, list]) -> Verd
         PARTLY if gap > 0.03 else CONFIRMED,
         f"the mlp's validation accuracy is within half a point of its best from epoch "
         f"{f['plateau_epoch']} of {f['epochs']}, while training accuracy climbs to "
-        f"{pct(f['last_train'])}: a {gap * 100:.1f}-point gap"
+        f"{pct(f['last_train'])}: a gap of {gap * 100:.1f} points"
         + (", it overfits" if gap > 0.03 else ""),
         "curves",
     )
@@ -696,7 +696,8 @@ def system_text(metrics: dict[str, Any], run: dict[str, Any], watch: Any = None)
         checks = (
             f"pixel mean outside {watch.pixel_mean.low:.0f}–{watch.pixel_mean.high:.0f}, "
             f"spread outside {watch.pixel_std.low:.0f}–{watch.pixel_std.high:.0f}, a light "
-            f"background, a class mix {monitor.MAX_CLASS_MIX_TV:g} from the test set's"
+            f"background, a class mix over {monitor.MAX_CLASS_MIX_TV:g} (total variation) from the "
+            f"test set's"
             + (
                 f", more than {low.low_confidence_share:.1%} under "
                 f"{monitor.LOW_CONFIDENCE:.0%} confidence"
@@ -767,7 +768,9 @@ def notes(
     """Every slide's speaker note, computed from the run, with a time budget that adds up to
     the talk's length (`TALK_MINUTES`)."""
     h = headline(metrics)
-    found = {v.slide: v for v in verdicts(metrics, run, histories)}
+    every = verdicts(metrics, run, histories)
+    found = {v.slide: v for v in every}  # the first verdict of each slide (curves has two)
+    found["curves"] = every[3]
     name, recall, _ = ceiling_class(metrics)
     eda, results, trained = metrics["eda"], metrics["results"], metrics["training"]
     audit = metrics.get("label_errors") or {}
@@ -797,7 +800,7 @@ def notes(
         ),
         "scorecard": Note(
             35,
-            scorecard_line(list(found.values())) + " Each verdict returns on its slide.",
+            scorecard_line(every) + " Each verdict returns on its slide.",
         ),
         "data": Note(20, _sentence(found["data"].evidence)),
         "classes": Note(
@@ -812,10 +815,10 @@ def notes(
         "normalise": Note(
             35,
             _sentence(found["statistics"].evidence),
-            "Why does standardising matter for a dense network?" if norm else "",
+            "Is that a general rule?" if norm else "",
             (
-                f"It puts every input on one scale for the optimiser; measured here it is "
-                f"{points(norm['difference'])} after {norm['epochs']} epochs."
+                f"No: it is one model ({norm['model']}), {norm['epochs']} epochs, one fold of "
+                f"{norm['n']:,} images and one seed, both runs with the same batches."
                 if norm
                 else ""
             ),
@@ -824,9 +827,10 @@ def notes(
             30,
             "Three models: a dense network like the slide talk's, a small CNN, and ResNet50. "
             + earlier_resnet_line(metrics),
-            "Why not ImageNet weights?" if "resnet50" in trained else "",
-            "They cannot be downloaded on this machine; the run names what it had honestly."
-            if "resnet50" in trained
+            "Why not ImageNet weights?" if _random_resnet(trained) else "",
+            "The file could not be had on the machine that ran this; the run says which "
+            "weights it used, and never calls random weights transfer."
+            if _random_resnet(trained)
             else "",
         ),
         "recipe": Note(
@@ -853,7 +857,8 @@ def notes(
                 if h["runner_up"]
                 else "."
             )
-            + f" {name} is every model's hard case here.",
+            + " "
+            + _hardest_classes(metrics),
         ),
         "cost": Note(
             25,
@@ -911,7 +916,7 @@ def notes(
         ),
         "conclusion": Note(
             25,
-            takeaways(metrics, list(found.values()))[0] + " Thank you.",
+            takeaways(metrics, every)[0] + " Thank you.",
         ),
     }
     return said
@@ -925,8 +930,33 @@ def _explain_finding(record: dict[str, Any] | None) -> str:
 
 
 def _sentence(text: str) -> str:
-    """A clause as a sentence: capitalised, with a full stop."""
-    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+    """A clause as a sentence, with a full stop; capitalised only where it starts with a
+    plain word ("the", "our"), never a model's or a method's name (mlp, k-means)."""
+    first, _, rest = text.partition(" ")
+    if first in {"the", "our"}:
+        text = first.capitalize() + " " + rest
+    return text + ("" if text.endswith(".") else ".")
+
+
+def _random_resnet(trained: dict[str, Any]) -> bool:
+    """Whether the run's ResNet50 ran without pretrained weights."""
+    return (trained.get("resnet50") or {}).get("weights_used") in ("random", None) and (
+        "resnet50" in trained
+    )
+
+
+def _hardest_classes(metrics: dict[str, Any]) -> str:
+    """Each model's lowest-recall class, said once when they agree."""
+    models = metrics["results"]["models"]
+    worst = {
+        name: min(m["per_class"], key=lambda c: m["per_class"][c]["recall"])
+        for name, m in models.items()
+        if name in metrics["training"]
+    }
+    classes = set(worst.values())
+    if len(classes) == 1:
+        return f"{classes.pop()} is the hardest class of every model."
+    return "Hardest classes: " + ", ".join(f"{c} for {n}" for n, c in worst.items()) + "."
 
 
 def note_markdown(notes_: dict[str, Note], slide: str) -> str:

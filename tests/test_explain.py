@@ -180,7 +180,7 @@ def test_occlusion_panels_text_is_at_least_14_pt_on_a_slide():
             np.array([0.9, 0.8, 0.99, 0.6]),
         )
     texts = [t for t in fig.findobj(plots.plt.Text) if t.get_text()]
-    assert {t.get_text() for t in texts} >= {"correct predictions", "mistakes", "→ Sandal 60%"}
+    assert {t.get_text() for t in texts} >= {"correct predictions", "mistakes", "→ Sandal\n60%"}
     assert min(t.get_fontsize() for t in texts) >= 14
     assert fig.get_size_inches()[0] == pytest.approx(plots.SLIDE_WIDTH)
     plots.plt.close(fig)
