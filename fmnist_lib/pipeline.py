@@ -31,6 +31,9 @@ from fmnist_lib import config, parameters, records
 from fmnist_lib.parameters import ParameterError
 
 TRAINING = "03_training"
+# Batch runs execute in the interpreter running them (Jupyter's native kernel), whatever
+# kernels are installed; the notebooks declare `fmnist` (`make venv`) for JupyterLab, and a
+# batch run leaves that declaration as it is.
 KERNEL = "python3"
 # Native libraries' log lines (TensorFlow's C++ logging) stay out of cell output, which holds
 # what the notebook prints; they go to the kernel's log with the rest of its process output.
