@@ -1,4 +1,5 @@
-"""The Makefile's `lab` target, started for real: the URL it prints serves the project's kernel."""
+"""The Makefile's `lab` target, started for real: the URL it prints serves the project's kernel,
+with autosave off, and leaves the checkout as it was."""
 
 from __future__ import annotations
 
@@ -16,6 +17,18 @@ from pathlib import Path
 import pytest
 
 from fmnist_lib.config import PROJ_ROOT
+
+DOCMANAGER = "@jupyterlab/docmanager-extension:plugin"  # the plugin owning autosave
+
+
+def git_status() -> str:
+    return subprocess.run(
+        ["git", "status", "--porcelain", "--ignored=no"],
+        cwd=PROJ_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
 
 def free_port() -> int:
@@ -42,6 +55,8 @@ def test_make_lab_serves_the_project_kernel_at_the_url_it_prints(tmp_path):
     port, log = free_port(), tmp_path / "lab.log"
     env = {k: v for k, v in os.environ.items() if k != "JUPYTER_TOKEN"}  # make draws one
     env["JUPYTER_RUNTIME_DIR"] = str(tmp_path / "runtime")
+    env["JUPYTERLAB_SETTINGS_DIR"] = str(tmp_path / "user-settings")  # a new user's: none
+    before = git_status()
     # `-o`: never reinstall the environment the tests run in (`make test` has just set it up).
     command = ["make", "-o", ".venv/.installed", "lab", f"LAB_PORT={port}"]
     with log.open("w") as out:
@@ -63,6 +78,9 @@ def test_make_lab_serves_the_project_kernel_at_the_url_it_prints(tmp_path):
             time.sleep(0.2)
         api = f"http://localhost:{port}/api/kernelspecs?token={found[1]}"
         specs = wait_for_json(api, proc, log)
+        docmanager = wait_for_json(
+            f"http://localhost:{port}/lab/api/settings/{DOCMANAGER}?token={found[1]}", proc, log
+        )
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
@@ -74,3 +92,8 @@ def test_make_lab_serves_the_project_kernel_at_the_url_it_prints(tmp_path):
     assert "Running as root is not recommended" not in said
     with pytest.raises(urllib.error.URLError):  # stopped, and nothing left listening
         urllib.request.urlopen(api, timeout=5)
+    # Autosave is off by default (the user's own settings, none here, would still win).
+    assert docmanager["schema"]["properties"]["autosave"]["default"] is False
+    assert "autosave" not in docmanager["settings"]
+    assert "autosave is off" in said
+    assert git_status() == before  # nothing of the checkout written
