@@ -356,6 +356,31 @@ class _CellOutput(logging.Filter):
         return bool(msg) and not msg.startswith(bookkeeping)
 
 
+class _PrintedLines:
+    """Where papermill writes a cell's printed stream (`stdout_file`, `stderr_file`): each
+    complete line becomes a record of papermill's logger (stdout INFO, stderr WARNING).
+
+    Only what a cell prints reaches the console; what it displays (the model summary, tables,
+    figures) stays in the executed notebook.
+    """
+
+    def __init__(self, level: int) -> None:
+        self.level, self._partial = level, ""
+
+    def write(self, text: str) -> int:
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            logging.getLogger("papermill").log(self.level, line)
+        return len(text)
+
+    def flush(self) -> None:
+        """Lines are passed on as they end; a line still open waits for its end or `close`."""
+
+    def close(self) -> None:
+        if self._partial:
+            self.write("\n")
+
+
 def _stream_cell_output(prefix: str) -> logging.Handler:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter(f"    {prefix} | %(message)s"))
@@ -413,6 +438,10 @@ def execute(step: Step, run_dir: Path, log_output: bool = True) -> float:
     # failures reach the user as exceptions (StepFailed's one line). Unstreamed, its records
     # would fall to Python's last-resort handler on stderr.
     handler = _stream_cell_output(step.name) if log_output else _drop_papermill_log()
+    printed = {
+        "stdout_file": _PrintedLines(logging.INFO),
+        "stderr_file": _PrintedLines(logging.WARNING),
+    }
     (run_dir / "logs").mkdir(exist_ok=True)
     start = time.perf_counter()
     try:
@@ -424,7 +453,8 @@ def execute(step: Step, run_dir: Path, log_output: bool = True) -> float:
                 kernel_name=KERNEL,
                 cwd=str(run_dir),
                 progress_bar=False,
-                log_output=log_output,
+                # Streamed: what cells print (`_PrintedLines`), not what they display.
+                **(printed if log_output else {}),
                 request_save_on_cell_execute=True,
                 kernel_manager_class=quiet_kernel_manager(kernel_log),
                 extra_arguments=KERNEL_ARGUMENTS,
@@ -435,6 +465,8 @@ def execute(step: Step, run_dir: Path, log_output: bool = True) -> float:
             f"the partly executed notebook is kept at {output}"
         ) from exc
     finally:
+        for lines in printed.values():
+            lines.close()
         logging.getLogger("papermill").removeHandler(handler)
     return time.perf_counter() - start
 

@@ -401,3 +401,39 @@ def test_records_are_created_with_the_umask_mode(tmp_path):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+
+
+def test_the_console_shows_what_cells_print_not_what_they_display(tmp_path, monkeypatch, capsys):
+    """A model summary is displayed (rich output): it stays in the executed notebook."""
+    import nbformat
+
+    v4 = nbformat.v4
+    cells = [
+        v4.new_code_cell('RUN_DIR: str = ""  # run folder', metadata={"tags": ["parameters"]}),
+        v4.new_code_cell(
+            "from IPython.display import display\n"
+            "import sys\n"
+            "print('epoch 1/2 - loss 0.5', end='')\n"
+            "print(' - accuracy 0.8')\n"
+            "display({'text/plain': 'Total params: 1,234 SUMMARY'}, raw=True)\n"
+            "print('warned', file=sys.stderr)\n"
+            "print('open line', end='')\n"
+        ),
+        v4.new_code_cell("'a displayed value, SHOWN-ONLY-IN-THE-NOTEBOOK'"),
+    ]
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    kernelspec = {"name": "fmnist", "display_name": "Python (fmnist)", "language": "python"}
+    notebook = v4.new_notebook(cells=cells, metadata={"kernelspec": kernelspec})
+    nbformat.write(notebook, notebooks / "printer.ipynb")
+    monkeypatch.setattr(config, "NOTEBOOKS_DIR", notebooks)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    pipeline.execute(pipeline.Step("printer", "printer"), run_dir)
+    out = capsys.readouterr().out
+    assert "    printer | epoch 1/2 - loss 0.5 - accuracy 0.8\n" in out  # one line, as printed
+    assert "    printer | warned\n" in out and "    printer | open line\n" in out
+    assert "SUMMARY" not in out and "SHOWN-ONLY" not in out
+    executed = nbformat.read(run_dir / "printer.ipynb", as_version=4)
+    shown = json.dumps([o for c in executed.cells for o in c.get("outputs", [])])
+    assert "Total params: 1,234 SUMMARY" in shown and "SHOWN-ONLY-IN-THE-NOTEBOOK" in shown
