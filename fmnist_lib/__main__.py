@@ -10,6 +10,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: hide C++ logs
 
 from fmnist_lib import config, pipeline  # noqa: E402
+from fmnist_lib.parameters import ParameterError  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,14 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--profile", default="default")
     check.add_argument("-p", "--parameter", nargs=2, action="append", default=[])
 
-    sweep = sub.add_parser("sweep", help="run a grid of pipeline runs on Dask (issue 7)")
+    sweep = sub.add_parser("sweep", help="run a grid of pipeline runs on Dask")
     sweep.add_argument("--grid", type=Path, required=True, help="params/sweeps/NAME.yaml")
     sweep.add_argument("--scheduler", metavar="ADDRESS", help="tcp://HOST:PORT of a Dask cluster")
     sweep.add_argument("--workers", type=int, help="LocalCluster processes (default: CPU count)")
     sweep.add_argument("--sweeps-dir", type=Path, help="parent of sweep folders (runs/sweeps/)")
     sweep.add_argument("--no-report", action="store_true", help="skip 06_sweep_results")
 
-    sub.add_parser("params", help="list every notebook parameter with its type and default")
+    params = sub.add_parser(
+        "params", help="list every notebook parameter with its type and default"
+    )
+    params.add_argument(
+        "--profile", metavar="NAME", help="show the values params/NAME.yaml runs with instead"
+    )
 
     runs = sub.add_parser("runs", help="list recent runs: status, wall time, best model")
     runs.add_argument("--runs-dir", type=Path, help="parent folder of run folders (default runs/)")
@@ -106,7 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "params":
         from fmnist_lib import parameters
 
-        print(parameters.describe(config.NOTEBOOKS))
+        if args.profile is None:
+            print(parameters.describe(config.NOTEBOOKS))
+            return 0
+        try:
+            print(pipeline.describe_profile(args.profile))
+        except ParameterError as exc:
+            return pipeline.exit_code(exc)
         return 0
     if args.command == "data":
         return check_data(args.quiet)

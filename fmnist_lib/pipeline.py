@@ -39,6 +39,7 @@ KERNEL = "python3"
 # what the notebook prints; they go to the kernel's log with the rest of its process output.
 KERNEL_ARGUMENTS = ["--IPKernelApp.capture_fd_output=False"]
 PROFILE_KEYS = {"description", "parameters", "notebooks"}
+PARAMS_HINT = "`python -m fmnist_lib params [--profile NAME]` lists every parameter"
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,10 @@ def load_profile(name: str) -> dict[str, Any]:
     path = config.PARAMS_DIR / f"{name}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in config.PARAMS_DIR.glob("*.yaml"))
-        raise ParameterError(f"unknown profile {name!r}: no {path}; profiles: {', '.join(known)}")
+        raise ParameterError(
+            f"unknown profile {name!r}: no {path}; profiles: {', '.join(known)}"
+            + parameters.did_you_mean(name, known)
+        )
     profile = read_yaml(path, "profile")
     unknown = set(profile) - PROFILE_KEYS
     if unknown:
@@ -167,7 +171,7 @@ def plan(
     declared = {name for nb in config.NOTEBOOKS for name in parameters.specs(nb)}
     for name in [*shared, *(overrides or {})]:
         if name not in declared:
-            errors.append(f"unknown parameter {name!r}")
+            errors.append(f"unknown parameter {name!r}{parameters.did_you_mean(name, declared)}")
 
     steps: list[Step] = []
     trained: list[str] = []
@@ -203,10 +207,7 @@ def plan(
         errors.append(f"two training runs would write the same folder: {dupes}")
     if errors:
         raise ParameterError(
-            "invalid parameters:\n  - "
-            + "\n  - ".join(dict.fromkeys(errors))
-            + "\nvalid parameters (name: type = default  # help):\n"
-            + parameters.describe(config.NOTEBOOKS)
+            "invalid parameters:\n  - " + "\n  - ".join(dict.fromkeys(errors)) + f"\n{PARAMS_HINT}"
         )
     return steps
 
@@ -214,6 +215,21 @@ def plan(
 def effective_parameters(step: Step) -> dict[str, Any]:
     """The notebook's defaults with the step's values applied: what the run really used."""
     return {**parameters.defaults(step.notebook), **step.parameters}
+
+
+def describe_profile(profile_name: str) -> str:
+    """Every step of a profile with the values it would run with (`params --profile NAME`):
+    `NAME: type = value  # help`, and `(profile; default X)` where the profile sets it."""
+    lines = [f"profile {profile_name}: the values each step runs with"]
+    for step in plan(profile_name):
+        lines.append(f"  {step.name}:")
+        for name, spec in parameters.specs(step.notebook).items():
+            value = effective_parameters(step)[name]
+            line = f"    {name}: {spec.type} = {value!r}  # {spec.help}"
+            if name in step.parameters and value != spec.default:
+                line += f" (profile; default {spec.default!r})"
+            lines.append(line)
+    return "\n".join(lines)
 
 
 # --- execution ---------------------------------------------------------------------
