@@ -75,6 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("run_dir", nargs="?", type=Path, help="runs/<id> of a finished run")
     which.add_argument("--latest", action="store_true", help="the newest finished run in runs/")
 
+    board = sub.add_parser(
+        "tensorboard", help="serve a run's training logs in TensorBoard and print the URL"
+    )
+    board.add_argument(
+        "run", metavar="RUN", help="runs/<id>, a run id as `runs` lists it, or `latest`"
+    )
+    board.add_argument("--runs-dir", type=Path, help="where run ids are looked up (runs/)")
+    board.add_argument("--port", type=int, default=6006, help="0: any free port (default 6006)")
+    board.add_argument("--host", default="localhost", help="address to serve on (localhost)")
+
     data = sub.add_parser("data", help="find and verify the data files; exit 1 if unusable")
     data.add_argument("--quiet", action="store_true", help="print nothing on success")
 
@@ -126,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         return list_runs(args.runs_dir, args.limit, args.json)
     if args.command == "reference":
         return make_reference(args.run_dir, args.latest)
+    if args.command == "tensorboard":
+        return tensorboard(args.run, args.runs_dir, args.port, args.host)
     overrides = dict(getattr(args, "parameter", []))
     try:
         if args.command == "sweep":
@@ -189,6 +201,28 @@ def list_runs(runs_dir: Path | None, limit: int, as_json: bool) -> int:
         print(f"fmnist: runs: cannot list {root}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def tensorboard(run: str, runs_dir: Path | None, port: int, host: str) -> int:
+    """Serve the run's TensorBoard logs until Ctrl-C; 1 without TensorBoard, 2 without logs."""
+    import time
+
+    from fmnist_lib import predict, tracking
+
+    try:
+        url = tracking.serve_tensorboard(predict.resolve_run(run, runs_dir), port, host)
+    except tracking.TensorBoardMissing as exc:
+        print(f"fmnist: tensorboard: {exc}", file=sys.stderr)
+        return 1
+    except ParameterError as exc:
+        print(f"fmnist: tensorboard: {exc}", file=sys.stderr)
+        return 2
+    print(f"==> TensorBoard on {run}; Ctrl-C stops it. Open:\n    {url}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
 
 
 def make_reference(run_dir: Path | None, latest: bool) -> int:
