@@ -166,6 +166,7 @@ def test_smoke_run_console_holds_what_a_user_reads(smoke_run):
     lines = stdout.splitlines()  # cell output: no blank line after each print
     epoch = next(i for i, line in enumerate(lines) if "03_training_mlp | Epoch 1/" in line)
     assert lines[epoch + 1].startswith("    03_training_mlp | "), lines[epoch : epoch + 3]
+    assert "Total params" not in stdout  # Keras's model summary stays in the notebook
     # Encrypted kernel sockets: not even the kernel logs hold the plain-TCP warning.
     for log in (run_dir / "logs").glob("*.kernel.log"):
         assert HARMLESS[0] not in log.read_text(), log
