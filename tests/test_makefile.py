@@ -152,7 +152,7 @@ def test_run_all_in_make_lab_leaves_the_committed_notebook_alone(tmp_path):
                 page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=120_000)
                 page.wait_for_selector("text=Python (fmnist)", timeout=120_000)
                 page.get_by_role("menuitem", name="Run", exact=True).click()
-                page.get_by_role("menuitem", name="Run All Cells").click()
+                page.locator("li[data-command='runmenu:run-all']").click()
                 page.wait_for_function(ALL_RUN_JS, timeout=540_000, polling=1000)
                 page.wait_for_timeout(6_000)  # three autosave intervals, were autosave on
                 dirty = page.evaluate("document.querySelector('.jp-mod-dirty') !== null")
