@@ -8,6 +8,7 @@ PROFILE ?= default
 RUN_ARGS ?=
 LAB_PORT ?= 8888
 LAB_ARGS ?=
+LAB_OVERRIDES := {"@jupyterlab/docmanager-extension:plugin": {"autosave": false}}
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
@@ -62,7 +63,13 @@ browser:  ## install Debian's chromium for the slide-deck browser test (root + a
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "==> chromium missing and cannot be installed here: the browser test will be skipped"; fi
 
-lab: setup  ## open JupyterLab on notebooks/ with the project's kernel (LAB_PORT, LAB_ARGS)
+lab: setup  ## open JupyterLab on notebooks/ with the project's kernel, autosave off (LAB_PORT, LAB_ARGS)
+	@# Autosave off, as a default of this venv's JupyterLab (an overrides.d file of its own: a
+	@# user's own overrides.json and settings stay theirs): Run All leaves the committed
+	@# notebooks as they are, outputs go to runs/interactive/, and only a save writes the file.
+	@settings=$$($(PY) -c 'from jupyterlab.commands import get_app_dir; print(get_app_dir())')/settings/overrides.d; \
+	mkdir -p "$$settings" && printf '%s\n' '$(LAB_OVERRIDES)' > "$$settings/fmnist.json"
+	@echo "==> autosave is off: running a notebook changes nothing in notebooks/ until you save it (Ctrl-S)"
 	@token=$${JUPYTER_TOKEN:-$$($(PY) -c 'import secrets; print(secrets.token_hex(24))')}; \
 	root=; if [ "$$(id -u)" = 0 ]; then root=--allow-root; \
 		echo "==> running as root: passing --allow-root to JupyterLab"; fi; \

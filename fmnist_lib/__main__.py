@@ -10,6 +10,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: hide C++ logs
 
 from fmnist_lib import config, pipeline  # noqa: E402
+from fmnist_lib.parameters import ParameterError  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,14 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--profile", default="default")
     check.add_argument("-p", "--parameter", nargs=2, action="append", default=[])
 
-    sweep = sub.add_parser("sweep", help="run a grid of pipeline runs on Dask (issue 7)")
+    sweep = sub.add_parser("sweep", help="run a grid of pipeline runs on Dask")
     sweep.add_argument("--grid", type=Path, required=True, help="params/sweeps/NAME.yaml")
     sweep.add_argument("--scheduler", metavar="ADDRESS", help="tcp://HOST:PORT of a Dask cluster")
     sweep.add_argument("--workers", type=int, help="LocalCluster processes (default: CPU count)")
     sweep.add_argument("--sweeps-dir", type=Path, help="parent of sweep folders (runs/sweeps/)")
     sweep.add_argument("--no-report", action="store_true", help="skip 06_sweep_results")
 
-    sub.add_parser("params", help="list every notebook parameter with its type and default")
+    params = sub.add_parser(
+        "params", help="list every notebook parameter with its type and default"
+    )
+    params.add_argument(
+        "--profile", metavar="NAME", help="show the values params/NAME.yaml runs with instead"
+    )
 
     runs = sub.add_parser("runs", help="list recent runs: status, wall time, best model")
     runs.add_argument("--runs-dir", type=Path, help="parent folder of run folders (default runs/)")
@@ -68,6 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     which = ref.add_mutually_exclusive_group(required=True)
     which.add_argument("run_dir", nargs="?", type=Path, help="runs/<id> of a finished run")
     which.add_argument("--latest", action="store_true", help="the newest finished run in runs/")
+
+    board = sub.add_parser(
+        "tensorboard", help="serve a run's training logs in TensorBoard and print the URL"
+    )
+    board.add_argument(
+        "run", metavar="RUN", help="runs/<id>, a run id as `runs` lists it, or `latest`"
+    )
+    board.add_argument("--runs-dir", type=Path, help="where run ids are looked up (runs/)")
+    board.add_argument("--port", type=int, default=6006, help="0: any free port (default 6006)")
+    board.add_argument("--host", default="localhost", help="address to serve on (localhost)")
 
     data = sub.add_parser("data", help="find and verify the data files; exit 1 if unusable")
     data.add_argument("--quiet", action="store_true", help="print nothing on success")
@@ -106,7 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "params":
         from fmnist_lib import parameters
 
-        print(parameters.describe(config.NOTEBOOKS))
+        if args.profile is None:
+            print(parameters.describe(config.NOTEBOOKS))
+            return 0
+        try:
+            print(pipeline.describe_profile(args.profile))
+        except ParameterError as exc:
+            return pipeline.exit_code(exc)
         return 0
     if args.command == "data":
         return check_data(args.quiet)
@@ -114,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         return list_runs(args.runs_dir, args.limit, args.json)
     if args.command == "reference":
         return make_reference(args.run_dir, args.latest)
+    if args.command == "tensorboard":
+        return tensorboard(args.run, args.runs_dir, args.port, args.host)
     overrides = dict(getattr(args, "parameter", []))
     try:
         if args.command == "sweep":
@@ -177,6 +201,28 @@ def list_runs(runs_dir: Path | None, limit: int, as_json: bool) -> int:
         print(f"fmnist: runs: cannot list {root}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def tensorboard(run: str, runs_dir: Path | None, port: int, host: str) -> int:
+    """Serve the run's TensorBoard logs until Ctrl-C; 1 without TensorBoard, 2 without logs."""
+    import time
+
+    from fmnist_lib import predict, tracking
+
+    try:
+        url = tracking.serve_tensorboard(predict.resolve_run(run, runs_dir), port, host)
+    except tracking.TensorBoardMissing as exc:
+        print(f"fmnist: tensorboard: {exc}", file=sys.stderr)
+        return 1
+    except ParameterError as exc:
+        print(f"fmnist: tensorboard: {exc}", file=sys.stderr)
+        return 2
+    print(f"==> TensorBoard on {run}; Ctrl-C stops it. Open:\n    {url}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
 
 
 def make_reference(run_dir: Path | None, latest: bool) -> int:

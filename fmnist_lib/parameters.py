@@ -19,11 +19,13 @@ Python: refusing a bad value never imports Keras or TensorFlow.
 from __future__ import annotations
 
 import ast
+import difflib
 import io
 import json
 import math
 import re
 import tokenize
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -152,6 +154,13 @@ def coerce(name: str, value: Any, kind: str) -> Any:
     return value
 
 
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`; did you mean 'EPOCHS'?` naming the known names closest to `name`, case aside; or ""."""
+    by_key = {k.upper(): k for k in known}
+    close = difflib.get_close_matches(name.upper(), by_key, n=3, cutoff=0.6)
+    return f"; did you mean {' or '.join(repr(by_key[c]) for c in close)}?" if close else ""
+
+
 def check(notebook: str, values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Type and constrain `values` against the notebook's declarations.
 
@@ -165,7 +174,7 @@ def check(notebook: str, values: dict[str, Any]) -> tuple[dict[str, Any], list[s
     for name, value in values.items():
         spec = declared.get(name)
         if spec is None:
-            errors.append(f"{notebook}: unknown parameter {name!r}")
+            errors.append(f"{notebook}: unknown parameter {name!r}{did_you_mean(name, declared)}")
             continue
         try:
             typed[name] = coerce(name, value, spec.type)

@@ -31,11 +31,15 @@ from fmnist_lib import config, parameters, records
 from fmnist_lib.parameters import ParameterError
 
 TRAINING = "03_training"
+# Batch runs execute in the interpreter running them (Jupyter's native kernel), whatever
+# kernels are installed; the notebooks declare `fmnist` (`make venv`) for JupyterLab, and a
+# batch run leaves that declaration as it is.
 KERNEL = "python3"
 # Native libraries' log lines (TensorFlow's C++ logging) stay out of cell output, which holds
 # what the notebook prints; they go to the kernel's log with the rest of its process output.
 KERNEL_ARGUMENTS = ["--IPKernelApp.capture_fd_output=False"]
 PROFILE_KEYS = {"description", "parameters", "notebooks"}
+PARAMS_HINT = "`python -m fmnist_lib params [--profile NAME]` lists every parameter"
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +121,10 @@ def load_profile(name: str) -> dict[str, Any]:
     path = config.PARAMS_DIR / f"{name}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in config.PARAMS_DIR.glob("*.yaml"))
-        raise ParameterError(f"unknown profile {name!r}: no {path}; profiles: {', '.join(known)}")
+        raise ParameterError(
+            f"unknown profile {name!r}: no {path}; profiles: {', '.join(known)}"
+            + parameters.did_you_mean(name, known)
+        )
     profile = read_yaml(path, "profile")
     unknown = set(profile) - PROFILE_KEYS
     if unknown:
@@ -164,7 +171,7 @@ def plan(
     declared = {name for nb in config.NOTEBOOKS for name in parameters.specs(nb)}
     for name in [*shared, *(overrides or {})]:
         if name not in declared:
-            errors.append(f"unknown parameter {name!r}")
+            errors.append(f"unknown parameter {name!r}{parameters.did_you_mean(name, declared)}")
 
     steps: list[Step] = []
     trained: list[str] = []
@@ -200,10 +207,7 @@ def plan(
         errors.append(f"two training runs would write the same folder: {dupes}")
     if errors:
         raise ParameterError(
-            "invalid parameters:\n  - "
-            + "\n  - ".join(dict.fromkeys(errors))
-            + "\nvalid parameters (name: type = default  # help):\n"
-            + parameters.describe(config.NOTEBOOKS)
+            "invalid parameters:\n  - " + "\n  - ".join(dict.fromkeys(errors)) + f"\n{PARAMS_HINT}"
         )
     return steps
 
@@ -211,6 +215,21 @@ def plan(
 def effective_parameters(step: Step) -> dict[str, Any]:
     """The notebook's defaults with the step's values applied: what the run really used."""
     return {**parameters.defaults(step.notebook), **step.parameters}
+
+
+def describe_profile(profile_name: str) -> str:
+    """Every step of a profile with the values it would run with (`params --profile NAME`):
+    `NAME: type = value  # help`, and `(profile; default X)` where the profile sets it."""
+    lines = [f"profile {profile_name}: the values each step runs with"]
+    for step in plan(profile_name):
+        lines.append(f"  {step.name}:")
+        for name, spec in parameters.specs(step.notebook).items():
+            value = effective_parameters(step)[name]
+            line = f"    {name}: {spec.type} = {value!r}  # {spec.help}"
+            if name in step.parameters and value != spec.default:
+                line += f" (profile; default {spec.default!r})"
+            lines.append(line)
+    return "\n".join(lines)
 
 
 # --- execution ---------------------------------------------------------------------
@@ -353,6 +372,31 @@ class _CellOutput(logging.Filter):
         return bool(msg) and not msg.startswith(bookkeeping)
 
 
+class _PrintedLines:
+    """Where papermill writes a cell's printed stream (`stdout_file`, `stderr_file`): each
+    complete line becomes a record of papermill's logger (stdout INFO, stderr WARNING).
+
+    Only what a cell prints reaches the console; what it displays (the model summary, tables,
+    figures) stays in the executed notebook.
+    """
+
+    def __init__(self, level: int) -> None:
+        self.level, self._partial = level, ""
+
+    def write(self, text: str) -> int:
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            logging.getLogger("papermill").log(self.level, line)
+        return len(text)
+
+    def flush(self) -> None:
+        """Lines are passed on as they end; a line still open waits for its end or `close`."""
+
+    def close(self) -> None:
+        if self._partial:
+            self.write("\n")
+
+
 def _stream_cell_output(prefix: str) -> logging.Handler:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter(f"    {prefix} | %(message)s"))
@@ -410,6 +454,10 @@ def execute(step: Step, run_dir: Path, log_output: bool = True) -> float:
     # failures reach the user as exceptions (StepFailed's one line). Unstreamed, its records
     # would fall to Python's last-resort handler on stderr.
     handler = _stream_cell_output(step.name) if log_output else _drop_papermill_log()
+    printed = {
+        "stdout_file": _PrintedLines(logging.INFO),
+        "stderr_file": _PrintedLines(logging.WARNING),
+    }
     (run_dir / "logs").mkdir(exist_ok=True)
     start = time.perf_counter()
     try:
@@ -421,7 +469,8 @@ def execute(step: Step, run_dir: Path, log_output: bool = True) -> float:
                 kernel_name=KERNEL,
                 cwd=str(run_dir),
                 progress_bar=False,
-                log_output=log_output,
+                # Streamed: what cells print (`_PrintedLines`), not what they display.
+                **(printed if log_output else {}),
                 request_save_on_cell_execute=True,
                 kernel_manager_class=quiet_kernel_manager(kernel_log),
                 extra_arguments=KERNEL_ARGUMENTS,
@@ -432,6 +481,8 @@ def execute(step: Step, run_dir: Path, log_output: bool = True) -> float:
             f"the partly executed notebook is kept at {output}"
         ) from exc
     finally:
+        for lines in printed.values():
+            lines.close()
         logging.getLogger("papermill").removeHandler(handler)
     return time.perf_counter() - start
 

@@ -140,7 +140,7 @@ def refresh_notebooks(reference: Path = REFERENCE_DIR) -> list[Path]:
     import nbformat
     from nbconvert.preprocessors import ExecutePreprocessor
 
-    from fmnist_lib.pipeline import quiet_kernel_manager
+    from fmnist_lib.pipeline import KERNEL, KERNEL_ARGUMENTS, quiet_kernel_manager
 
     written = []
     with tempfile.TemporaryDirectory(prefix="reference-runs-") as root:
@@ -154,9 +154,9 @@ def refresh_notebooks(reference: Path = REFERENCE_DIR) -> list[Path]:
                 with open(Path(root) / f"{name}.kernel.log", "w") as log:
                     ExecutePreprocessor(
                         timeout=1800,
-                        kernel_name="python3",
+                        kernel_name=KERNEL,
                         kernel_manager_class=quiet_kernel_manager(log),
-                        extra_arguments=["--IPKernelApp.capture_fd_output=False"],
+                        extra_arguments=KERNEL_ARGUMENTS,
                     ).preprocess(nb, {"metadata": {"path": str(config.NOTEBOOKS_DIR)}})
                 nbformat.write(nb, path)
                 written.append(path)

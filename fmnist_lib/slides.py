@@ -297,8 +297,28 @@ def remote_references(text: str) -> list[str]:
     return [text[m.start() : m.end() + 60] for m in _REMOTE.finditer(text)]
 
 
+# A Markdown level-1 heading, `# Title` (closing hashes allowed).
+_TITLE_HEADING = re.compile(r"^# +(?P<title>.+?)(?: +#+)? *$", re.MULTILINE)
+
+
+def deck_title(nb: nbformat.NotebookNode, fallback: str) -> str:
+    """The deck's title (its HTML `<title>`, the PDF's Title): the first `# ` heading shown on a
+    slide, in a Markdown cell or a cell's Markdown output; `fallback` when there is none."""
+    for cell in nb.cells:
+        if not _on_a_slide(cell) or cell.metadata.get("slideshow", {}).get("slide_type") == "notes":
+            continue
+        shown = [cell.source] if cell.cell_type == "markdown" else []
+        shown += [o.get("data", {}).get("text/markdown", "") for o in cell.get("outputs", [])]
+        for text in shown:
+            if found := _TITLE_HEADING.search(text):
+                return found["title"]
+    return fallback
+
+
 def export_deck(notebook: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
     """Export an executed notebook as a self-contained reveal.js deck; refuse CDN links.
+
+    Its title is `deck_title`'s, or "fmnist: <run folder>" for a deck without a heading.
 
     Raises:
         RuntimeError: the exported HTML still references a remote URL.
@@ -307,6 +327,8 @@ def export_deck(notebook: str | os.PathLike[str], out: str | os.PathLike[str]) -
 
     nb = nbformat.read(notebook, as_version=4)
     nb.cells = [c for c in nb.cells if _on_a_slide(c)]
+    run_folder = Path(notebook).resolve().parent.name
+    nb.metadata["title"] = deck_title(nb, f"fmnist: {run_folder}")
     exporter = SlidesExporter(
         template_name="offline_reveal",
         extra_template_basedirs=[str(STATIC)],

@@ -16,6 +16,8 @@ from sklearn.metrics import accuracy_score
 from fmnist_lib import config, data, pipeline, preprocess
 
 NOTEBOOKS = sorted(config.NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+# The project's kernel, as `make venv` installs it: every notebook declares it.
+KERNEL_NAME, KERNEL_DISPLAY_NAME = "fmnist", "Python (fmnist)"
 PARAM_LINE = re.compile(r"^[A-Z][A-Z0-9_]*: (int|float|str|bool) = [^=]+  # [^=]+$")
 
 
@@ -34,7 +36,37 @@ def test_notebook_conventions(path):
         if cell.cell_type == "code":
             assert "def " not in cell.source, "functions belong in fmnist_lib"
             assert "../" not in cell.source, "paths come from fmnist_lib.config"
-    assert nb.metadata.kernelspec.name == "python3"
+    assert nb.metadata.kernelspec == {
+        "name": KERNEL_NAME,
+        "display_name": KERNEL_DISPLAY_NAME,
+        "language": "python",
+    }
+
+
+def test_the_declared_kernel_is_the_one_make_installs():
+    makefile = (config.PROJ_ROOT / "Makefile").read_text()
+    assert f'--name {KERNEL_NAME} --display-name "{KERNEL_DISPLAY_NAME}"' in makefile
+
+
+def test_batch_execution_keeps_the_committed_kernelspec(tmp_path):
+    """Batch runs name their kernel (`pipeline.KERNEL`, the interpreter running them); neither
+    papermill's copy nor nbclient's in-place execution (`reference.refresh_notebooks`) writes
+    that name over the notebook's declared kernel."""
+    import papermill
+    from nbclient import NotebookClient
+
+    source = tmp_path / "declared.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")])
+    nb.metadata.kernelspec = {"name": KERNEL_NAME, "display_name": KERNEL_DISPLAY_NAME}
+    nbformat.write(nb, source)
+    papermill.execute_notebook(
+        str(source), str(tmp_path / "copy.ipynb"), kernel_name=pipeline.KERNEL, progress_bar=False
+    )
+    in_place = nbformat.read(source, as_version=4)
+    NotebookClient(in_place, kernel_name=pipeline.KERNEL).execute()
+    for executed in (nbformat.read(tmp_path / "copy.ipynb", as_version=4), in_place):
+        assert executed.cells[0].outputs[0].text == "42\n"  # it did run
+        assert executed.metadata.kernelspec.name == KERNEL_NAME
 
 
 def test_papermill_documents_parameters():

@@ -4,6 +4,7 @@ a wheel that ships the slide deck's static files and refuses clearly what needs 
 
 from __future__ import annotations
 
+import email.parser
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 from packaging.requirements import Requirement
 
 from fmnist_lib import config
@@ -163,7 +165,7 @@ def wheel_site(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("wheel")
     src = tmp / "src"  # a copy, so the build leaves no build/ or egg-info in the tree
     src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(config.PROJ_ROOT / name, src / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(config.PACKAGE_DIR, src / "fmnist_lib", ignore=ignore)
@@ -200,6 +202,31 @@ def test_wheel_ships_the_static_files(wheel_site):
     shipped = wheel_site / "fmnist_lib" / "static"
     assert expected
     assert {p.relative_to(shipped) for p in shipped.rglob("*") if p.is_file()} == expected
+
+
+def test_wheel_carries_the_mit_licence(wheel_site):
+    (info,) = wheel_site.glob("fmnist-*.dist-info")
+    metadata = email.parser.Parser().parsestr((info / "METADATA").read_text())
+    assert metadata["License"] == "MIT"
+    (licence,) = info.rglob("LICENSE")
+    assert licence.read_text() == (config.PROJ_ROOT / "LICENSE").read_text()
+
+
+def test_citation_file_names_this_package_and_the_data_set():
+    """CITATION.cff (CFF 1.2.0) says what pyproject.toml says, and cites Fashion-MNIST."""
+    project = tomllib.loads((config.PROJ_ROOT / "pyproject.toml").read_text())["project"]
+    cff = yaml.safe_load((config.PROJ_ROOT / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["type"] == "software"
+    assert cff["message"] and cff["title"].startswith(project["name"]) and cff["authors"]
+    assert cff["version"] == project["version"]
+    assert cff["license"] == project["license"]["text"] == "MIT"
+    assert (config.PROJ_ROOT / "LICENSE").read_text().startswith("MIT License\n")
+    (dataset,) = cff["references"]
+    assert [a["family-names"] for a in dataset["authors"]] == ["Xiao", "Rasul", "Vollgraf"]
+    assert dataset["year"] == 2017 and dataset["license"] == "MIT"
+    assert {"type": "other", "value": "arXiv:1708.07747"}.items() <= dataset["identifiers"][
+        0
+    ].items()
 
 
 def test_wheel_outside_a_clone_refuses_params_and_names_the_remedy(wheel_site, tmp_path):

@@ -104,6 +104,23 @@ def test_a_parameters_cell_that_is_not_declarations_is_refused():
         parameters.parse_cell("A: list = []  # a\n")
 
 
+def test_did_you_mean_names_the_closest_known_names_case_aside():
+    known = ["EPOCHS", "LABEL_EPOCHS", "SEED", "default", "smoke"]
+    assert parameters.did_you_mean("EPOCH", known) == "; did you mean 'EPOCHS'?"
+    assert parameters.did_you_mean("SMOKE", known) == "; did you mean 'smoke'?"
+    assert parameters.did_you_mean("epochs", known) == (
+        "; did you mean 'EPOCHS' or 'LABEL_EPOCHS'?"  # closest first
+    )
+    assert parameters.did_you_mean("XYZZY", known) == ""
+
+
+def test_an_unknown_notebook_parameter_gets_a_suggestion_from_that_notebook():
+    _, errors = parameters.check("03_training", {"LEARNING_RAT": 0.1})
+    assert errors == [
+        "03_training: unknown parameter 'LEARNING_RAT'; did you mean 'LEARNING_RATE'?"
+    ]
+
+
 @pytest.fixture
 def params_dir(tmp_path, monkeypatch):
     monkeypatch.setattr(config, "PARAMS_DIR", tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -19,6 +20,7 @@ from PIL import Image
 from sklearn.metrics import accuracy_score, f1_score
 
 from fmnist_lib import config, pipeline, records
+from fmnist_lib.__main__ import build_parser, main
 
 CLI = [sys.executable, "-m", "fmnist_lib"]
 
@@ -54,13 +56,14 @@ def test_plan_expands_training_runs_and_applies_overrides():
     ] == ["03_training_cnn"]
 
 
-def test_plan_lists_valid_parameters_on_error():
+def test_plan_suggests_a_name_on_error_and_points_to_the_listing():
     with pytest.raises(pipeline.ParameterError) as info:
         pipeline.plan("smoke", {"EPOCHZ": "3", "BATCH_SIZE": "big"})
     msg = str(info.value)
-    assert "unknown parameter 'EPOCHZ'" in msg
+    assert "unknown parameter 'EPOCHZ'; did you mean 'EPOCHS'?" in msg
     assert "BATCH_SIZE: expected int, got 'big'" in msg
-    assert "EPOCHS: int = 3" in msg  # the listing of valid parameters with types and defaults
+    assert "EPOCHS: int = 3" not in msg  # no dump of every parameter: `params` has it
+    assert msg.endswith(pipeline.PARAMS_HINT) and len(msg.splitlines()) == 4, msg
 
 
 def test_semantic_errors_are_caught_before_execution():
@@ -73,8 +76,53 @@ def test_semantic_errors_are_caught_before_execution():
 
 
 def test_unknown_profile():
-    with pytest.raises(pipeline.ParameterError, match="unknown profile 'nope'.*default"):
+    with pytest.raises(pipeline.ParameterError, match="unknown profile 'nope'.*default") as info:
         pipeline.plan("nope")
+    assert "did you mean" not in str(info.value)
+    with pytest.raises(pipeline.ParameterError, match="; did you mean 'smoke'[?]$"):
+        pipeline.plan("smok")
+
+
+def test_command_line_help_speaks_for_itself():
+    """No "(issue 7)": help names what a command does, not the history of the project."""
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for text in [parser.format_help(), *(c.format_help() for c in commands.choices.values())]:
+        assert not re.search(r"\bissues? #?\d+", text, re.IGNORECASE), text
+
+
+def test_params_with_a_profile_shows_the_values_it_runs_with(tmp_path, monkeypatch, capsys):
+    (tmp_path / "mine.yaml").write_text(
+        "parameters: {SEED: 7}\n"
+        "notebooks:\n  03_training: [{MODEL: cnn, EPOCHS: 5}, {MODEL: mlp}]\n"
+    )
+    monkeypatch.setattr(config, "PARAMS_DIR", tmp_path)
+    assert main(["params", "--profile", "mine"]) == 0
+    out = capsys.readouterr().out
+    blocks: dict[str, str] = {}
+    step = ""
+    for line in out.splitlines()[1:]:
+        if line.startswith("    "):
+            blocks[step] += line + "\n"
+        else:
+            step = line.strip().rstrip(":")
+            blocks[step] = ""
+    assert list(blocks) == [
+        *config.NOTEBOOKS[:3],
+        "03_training_cnn",
+        "03_training_mlp",
+        *config.NOTEBOOKS[4:],
+    ]
+    assert "    EPOCHS: int = 5  # training epochs" in blocks["03_training_cnn"]
+    assert "(profile; default 3)" in blocks["03_training_cnn"]
+    (mlp_epochs,) = [
+        ln for ln in blocks["03_training_mlp"].splitlines() if ln.startswith("    EPOCHS:")
+    ]
+    assert mlp_epochs.startswith("    EPOCHS: int = 3  # training epochs")  # the default
+    assert "(profile" not in mlp_epochs
+    assert re.search(r"    SEED: int = 7 .*\(profile; default 42\)", blocks["01_eda"])
+    assert main(["params", "--profile", "mnie"]) == 2
+    assert "did you mean 'mine'?" in capsys.readouterr().err
 
 
 def test_every_profile_is_valid():
@@ -86,7 +134,7 @@ def test_cli_refuses_bad_parameter_before_executing(tmp_path):
     out = cli("run", "--profile", "smoke", "-p", "EPOCHS", "two", "--runs-dir", str(tmp_path))
     assert out.returncode == 2, out.stderr
     assert "EPOCHS: expected int, got 'two'" in out.stderr
-    assert "LEARNING_RATE: float = 0.001" in out.stderr
+    assert pipeline.PARAMS_HINT in out.stderr and "LEARNING_RATE: float" not in out.stderr
     assert list(tmp_path.iterdir()) == []  # nothing was executed or created
 
 
@@ -118,6 +166,7 @@ def test_smoke_run_console_holds_what_a_user_reads(smoke_run):
     lines = stdout.splitlines()  # cell output: no blank line after each print
     epoch = next(i for i, line in enumerate(lines) if "03_training_mlp | Epoch 1/" in line)
     assert lines[epoch + 1].startswith("    03_training_mlp | "), lines[epoch : epoch + 3]
+    assert "Total params" not in stdout  # Keras's model summary stays in the notebook
     # Encrypted kernel sockets: not even the kernel logs hold the plain-TCP warning.
     for log in (run_dir / "logs").glob("*.kernel.log"):
         assert HARMLESS[0] not in log.read_text(), log
@@ -401,3 +450,39 @@ def test_records_are_created_with_the_umask_mode(tmp_path):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+
+
+def test_the_console_shows_what_cells_print_not_what_they_display(tmp_path, monkeypatch, capsys):
+    """A model summary is displayed (rich output): it stays in the executed notebook."""
+    import nbformat
+
+    v4 = nbformat.v4
+    cells = [
+        v4.new_code_cell('RUN_DIR: str = ""  # run folder', metadata={"tags": ["parameters"]}),
+        v4.new_code_cell(
+            "from IPython.display import display\n"
+            "import sys\n"
+            "print('epoch 1/2 - loss 0.5', end='')\n"
+            "print(' - accuracy 0.8')\n"
+            "display({'text/plain': 'Total params: 1,234 SUMMARY'}, raw=True)\n"
+            "print('warned', file=sys.stderr)\n"
+            "print('open line', end='')\n"
+        ),
+        v4.new_code_cell("'a displayed value, SHOWN-ONLY-IN-THE-NOTEBOOK'"),
+    ]
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    kernelspec = {"name": "fmnist", "display_name": "Python (fmnist)", "language": "python"}
+    notebook = v4.new_notebook(cells=cells, metadata={"kernelspec": kernelspec})
+    nbformat.write(notebook, notebooks / "printer.ipynb")
+    monkeypatch.setattr(config, "NOTEBOOKS_DIR", notebooks)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    pipeline.execute(pipeline.Step("printer", "printer"), run_dir)
+    out = capsys.readouterr().out
+    assert "    printer | epoch 1/2 - loss 0.5 - accuracy 0.8\n" in out  # one line, as printed
+    assert "    printer | warned\n" in out and "    printer | open line\n" in out
+    assert "SUMMARY" not in out and "SHOWN-ONLY" not in out
+    executed = nbformat.read(run_dir / "printer.ipynb", as_version=4)
+    shown = json.dumps([o for c in executed.cells for o in c.get("outputs", [])])
+    assert "Total params: 1,234 SUMMARY" in shown and "SHOWN-ONLY-IN-THE-NOTEBOOK" in shown

@@ -392,6 +392,29 @@ def test_notes_cells_become_reveal_notes(notes_deck):
     assert "plugins: [RevealNotes]" in page and "showNotes: false" in page
 
 
+def test_the_deck_is_titled_by_its_first_heading_on_a_slide(notes_deck):
+    assert "<title>A deck with notes</title>" in notes_deck.read_text()
+
+
+def test_deck_title_skips_what_is_not_shown_and_reads_markdown_outputs():
+    v4 = nbformat.v4
+    skipped = v4.new_markdown_cell(
+        "# 05 · Presentation", metadata={"slideshow": {"slide_type": "skip"}}
+    )
+    note = v4.new_markdown_cell("# Say this", metadata={"slideshow": {"slide_type": "notes"}})
+    strip = v4.new_code_cell(
+        "...", outputs=[v4.new_output("display_data", data={"text/html": "<img>"})]
+    )
+    title = v4.new_code_cell(
+        "...",
+        outputs=[v4.new_output("execute_result", data={"text/markdown": "Hello\n\n# Shirts ##\n"})],
+    )
+    nb = v4.new_notebook(cells=[skipped, note, strip, title])
+    assert slides.deck_title(nb, "fallback") == "Shirts"
+    nb.cells = [skipped, note, strip, v4.new_markdown_cell("## Only a second level")]
+    assert slides.deck_title(nb, "fmnist: run-1") == "fmnist: run-1"
+
+
 @pytest.mark.slow
 def test_notes_are_hidden_on_the_slide_and_shown_in_the_speaker_view(notes_deck, tmp_path):
     _chromium_or_skip()
@@ -411,7 +434,11 @@ def test_notes_are_hidden_on_the_slide_and_shown_in_the_speaker_view(notes_deck,
 @pytest.mark.slow
 def test_pdf_prints_one_page_per_slide_without_notes(notes_deck):
     _chromium_or_skip()
-    pages = pdf_pages(slides.print_pdf(notes_deck))
+    from pypdf import PdfReader
+
+    pdf = slides.print_pdf(notes_deck)
+    assert PdfReader(pdf).metadata.title == "A deck with notes"  # not "slides slides"
+    pages = pdf_pages(pdf)
     assert len(pages) == 3  # the fragment is not a page of its own
     (_, strip), (second, _), (third, _) = pages
     assert strip == 1 and "Visible text" in second and "shown one step later" in third
