@@ -102,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--report", type=Path, metavar="FILE.json", help="write conversions and drift warnings"
     )
     predict.add_argument(
+        "--prepare",
+        choices=("auto", "photo", "none"),
+        default="auto",
+        help="pictures: convert those not in the data set's form (auto), convert every one as "
+        "a product photo (photo), or refuse those that need converting (none)",
+    )
+    predict.add_argument(
         "files", nargs="+", metavar="FILE", help="IDX images (.gz or raw), CSV, PNG or JPEG"
     )
     return parser
@@ -147,7 +154,13 @@ def main(argv: list[str] | None = None) -> int:
 
             try:
                 predict.predict_files(
-                    args.run, args.files, args.model, args.out, args.report, args.runs_dir
+                    args.run,
+                    args.files,
+                    args.model,
+                    args.out,
+                    args.report,
+                    args.runs_dir,
+                    args.prepare,
                 )
             except predict.InputErrors as exc:  # every faulty file, one line each
                 for fault in exc.faults:

@@ -40,6 +40,8 @@ COLUMNS = [
     "top3",
     "top3_probability",
 ]
+# What happens to a picture (`read_images`): converted when needed, always as a photo, or never.
+PREPARE = ("auto", "photo", "none")
 RAW_IDX_SUFFIXES = (".idx", ".idx3")
 # Photo files by extension, and the format Pillow must find in them.
 PHOTO_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
@@ -144,9 +146,11 @@ def choose_model(run_dir: str | os.PathLike[str], name: str | None = None) -> Se
 # --- input files ------------------------------------------------------------------------
 
 
-def read_images(path: str | os.PathLike[str]) -> Images:
+def read_images(path: str | os.PathLike[str], prepare: str = "auto") -> Images:
     """Read one input file by its extension: `.png`/`.jpg`/`.jpeg`, `.csv`, `.gz` (IDX) or
-    raw IDX.
+    raw IDX. `prepare` says what happens to a picture (`PREPARE`): `auto` converts one that
+    is not in the data set's form, `photo` converts every picture as a product photo, `none`
+    refuses one that would need converting.
 
     Raises:
         DataError: a missing file, an unknown extension, or a file its reader refuses.
@@ -159,7 +163,7 @@ def read_images(path: str | os.PathLike[str]) -> Images:
     suffix = path.suffix.lower()
     conversion = ""
     if suffix in PHOTO_FORMATS:
-        pixels, conversion = read_photo(path)
+        pixels, conversion = read_photo(path, prepare)
     elif suffix == ".csv":
         pixels, _ = data.read_csv_images(path)
     elif suffix == ".gz" or suffix in RAW_IDX_SUFFIXES or path.name.endswith("-ubyte"):
@@ -174,12 +178,14 @@ def read_images(path: str | os.PathLike[str]) -> Images:
     return Images(str(path), pixels, conversion)
 
 
-def read_all(files: list[str | os.PathLike[str]]) -> list[Images]:
+def read_all(files: list[str | os.PathLike[str]], prepare: str = "auto") -> list[Images]:
     """Read every file; raise `InputErrors` naming every faulty one, not just the first."""
+    if prepare not in PREPARE:
+        raise ValueError(f"prepare={prepare!r}: expected one of {', '.join(PREPARE)}")
     batches, faults = [], []
     for file in files:
         try:
-            batches.append(read_images(file))
+            batches.append(read_images(file, prepare))
         except DataError as exc:
             faults.append(str(exc))
     if faults:
@@ -187,9 +193,10 @@ def read_all(files: list[str | os.PathLike[str]]) -> list[Images]:
     return batches
 
 
-def read_photo(path: Path) -> tuple[np.ndarray, str]:
-    """A PNG or JPEG as uint8 (1, 28, 28), converted when not in the data set's form, and
-    what was converted ("" when nothing). An unreadable or 16-bit file is a `DataError`."""
+def read_photo(path: Path, prepare: str = "auto") -> tuple[np.ndarray, str]:
+    """A PNG or JPEG as uint8 (1, 28, 28), converted as `prepare` says (`read_images`), and
+    what was converted ("" when nothing). An unreadable or 16-bit file, or with `none` one
+    that needs converting, is a `DataError`."""
     from PIL import Image
 
     expected = PHOTO_FORMATS[path.suffix.lower()]
@@ -203,7 +210,12 @@ def read_photo(path: Path) -> tuple[np.ndarray, str]:
                     "grayscale or colour; save it with 8 bits per channel"
                 )
             img.load()
-            pixels, conversion = convert_image(img)
+            pixels, conversion = convert_image(img, photo=prepare == "photo")
+            if prepare == "none" and conversion:
+                raise DataError(
+                    f"{path}: not in the data set's form (it would be {conversion}); "
+                    "--prepare auto (the default) or photo converts it"
+                )
     except DataError:
         raise
     except Image.UnidentifiedImageError:
@@ -215,7 +227,7 @@ def read_photo(path: Path) -> tuple[np.ndarray, str]:
     return pixels[None], conversion
 
 
-def convert_image(img) -> tuple[np.ndarray, str]:
+def convert_image(img, photo: bool = False) -> tuple[np.ndarray, str]:
     """A Pillow image in the data set's form, uint8 (28, 28), and what was converted.
 
     As Fashion-MNIST was made from product photos (Xiao et al. 2017, section 2): trim the
@@ -223,7 +235,8 @@ def convert_image(img) -> tuple[np.ndarray, str]:
     sharpen, extend the shorter edge to 28 centred, negate, convert to 8-bit grayscale. An
     image already 28x28 is neither trimmed nor resized; one on a dark background (outer ring
     of pixels at most `BORDER_MAX_MEAN` on average) is not negated; one in mode L is not
-    converted. Transparent pixels are laid on white first (as a page shows them).
+    converted. Transparent pixels are laid on white first (as a page shows them). With
+    `photo`, every image is trimmed, resized and sharpened as a photo, 28x28 ones too.
     """
     from PIL import Image, ImageChops, ImageFilter, ImageOps
 
@@ -235,7 +248,7 @@ def convert_image(img) -> tuple[np.ndarray, str]:
     elif img.mode not in ("L", "RGB"):
         img = img.convert("RGB")
     light = float(border_mean(np.asarray(img.convert("L"))[None])[0]) > BORDER_MAX_MEAN
-    resized = img.size != IMAGE_SHAPE[::-1]
+    resized = photo or img.size != IMAGE_SHAPE[::-1]
     if resized:
         corner = img.getpixel((0, 0))
         diff = ImageChops.difference(img, Image.new(img.mode, img.size, corner))
@@ -357,6 +370,7 @@ def predict_files(
     out: str | os.PathLike[str] | None = None,
     report: str | os.PathLike[str] | None = None,
     runs_root: Path | None = None,
+    prepare: str = "auto",
 ) -> PredictReport:
     """Classify every image of `files` with the run's model; write CSV to `out` or stdout,
     the monitor's warnings to stderr, and the `PredictReport` as JSON to `report`.
@@ -366,7 +380,7 @@ def predict_files(
     """
     run_dir = resolve_run(run, runs_root)
     served = choose_model(run_dir, model_name)
-    batches = read_all(files)
+    batches = read_all(files, prepare)
     for path, flag in ((out, "--out"), (report, "--report")):
         if path is not None:
             check_out(Path(path), flag)

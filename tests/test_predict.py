@@ -512,3 +512,34 @@ def test_predict_warns_on_drift_and_records_it(smoke_run, real_ds, tmp_path):
     assert [w["message"] for w in record["warnings"]] == [
         w[len("fmnist: warning: ") :] for w in warnings
     ]
+
+
+def test_prepare_photo_converts_every_picture_and_none_refuses_one_that_needs_it(tmp_path):
+    """`--prepare`: `photo` treats a 28x28 picture as a photo too (trimmed, resized and
+    sharpened); `none` refuses a picture that would need converting, naming the conversion."""
+    path = save_png(tmp_path / "p.png", photo())
+    auto = predict.read_images(path)
+    assert predict.read_images(path, "photo").conversion == auto.conversion
+    np.testing.assert_array_equal(predict.read_images(path, "photo").pixels, auto.pixels)
+    with pytest.raises(
+        predict.DataError, match=r"p\.png: not in the data set's form \(it would be"
+    ):
+        predict.read_images(path, "none")
+    small = save_png(tmp_path / "g.png", garment(3))
+    assert predict.read_images(small, "none").conversion == ""
+    forced = predict.read_images(small, "photo")
+    assert forced.conversion.startswith("28×28 grayscale → 28×28 grayscale")
+    assert not np.array_equal(forced.pixels[0], garment(3))  # trimmed and sharpened
+    with pytest.raises(ValueError, match="prepare='raw': expected one of auto, photo, none"):
+        predict.read_all([small], "raw")
+
+
+def test_the_command_line_takes_prepare_and_refuses_an_unknown_one(capsys):
+    from fmnist_lib.__main__ import build_parser
+
+    args = build_parser().parse_args(["predict", "--run", "latest", "--prepare", "photo", "a.png"])
+    assert args.prepare == "photo"
+    assert build_parser().parse_args(["predict", "--run", "latest", "a.png"]).prepare == "auto"
+    with pytest.raises(SystemExit) as stop:
+        build_parser().parse_args(["predict", "--run", "latest", "--prepare", "raw", "a.png"])
+    assert stop.value.code == 2 and "invalid choice: 'raw'" in capsys.readouterr().err
