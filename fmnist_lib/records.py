@@ -146,3 +146,56 @@ def environment_record() -> dict[str, Any]:
         "git": git_state(),
         "device": describe_device(),
     }
+
+
+RUN_FIELDS: dict[str, tuple[type, ...]] = {
+    "profile": (str,),
+    "status": (str,),
+    "steps": (list,),
+    "started": (str,),
+    "overrides": (dict, type(None)),
+    "models": (list, type(None)),
+    "notebooks": (list, type(None)),
+    "parameters": (dict,),
+    "resumed": (list,),
+    "seconds": (int, float),
+}
+
+
+def run_record_problem(record: dict[str, Any]) -> str:
+    """What is wrong with the shape of a `run.json` (a dict with `profile`), or "" if nothing.
+
+    The fields a run writes must have the types it writes: `steps` a list of steps, each with
+    a `name` and a `status`; `models` and `notebooks` lists of names or null.
+    """
+    for key, types in RUN_FIELDS.items():
+        required = key in ("profile", "status", "steps")
+        if key not in record:
+            if required:
+                return f"no {key!r}"
+            continue
+        value = record[key]
+        if not isinstance(value, types) or isinstance(value, bool):
+            return f"{key!r} is {type(value).__name__} {_short(value)}, not {_names(types)}"
+    for i, step in enumerate(record["steps"]):
+        if not isinstance(step, dict):
+            return f"steps[{i}] is {type(step).__name__}, not a mapping"
+        for key in ("name", "status"):
+            if not isinstance(step.get(key), str):
+                return f"steps[{i}] has no {key!r}"
+    for key in ("models", "notebooks"):
+        names = record.get(key)
+        if names is not None and not all(isinstance(n, str) for n in names):
+            return f"{key!r} holds something that is not a name"
+    return ""
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _names(types: tuple[type, ...]) -> str:
+    words = {str: "a string", list: "a list", dict: "a mapping", type(None): "null"}
+    words.update({int: "a number", float: "a number"})
+    return " or ".join(dict.fromkeys(words[t] for t in types))
