@@ -46,7 +46,7 @@ def failure(run_dir: Path, fallback: str) -> dict[str, Any]:
     except (OSError, ValueError):  # unreadable or damaged: the fallback says what is known
         run = {}
     problem = not isinstance(run, dict) or records.run_record_problem(run)
-    steps = [] if problem else run["steps"]
+    steps = [] if problem else run.get("steps", [])
     bad = next((s for s in reversed(steps) if s["status"] != "done"), None)
     notebook = run_dir / bad["notebook"] if bad else None
     return {

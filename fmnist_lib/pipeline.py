@@ -424,7 +424,7 @@ def read_record(run_dir: Path) -> dict[str, Any]:
         raise RunError(f"{path}: cannot read the run record ({exc.strerror})") from None
     if not isinstance(record, dict) or "profile" not in record:
         raise RunError(f"{path} is not a run record of this project: it cannot be resumed")
-    problem = records.run_record_problem(record)
+    problem = records.run_record_problem(record, required=("profile", "status", "steps"))
     if problem:
         raise RunError(f"{path} is damaged ({problem}): the run cannot be resumed; start a new one")
     return record

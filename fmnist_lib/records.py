@@ -162,22 +162,22 @@ RUN_FIELDS: dict[str, tuple[type, ...]] = {
 }
 
 
-def run_record_problem(record: dict[str, Any]) -> str:
+def run_record_problem(record: dict[str, Any], required: tuple[str, ...] = ("profile",)) -> str:
     """What is wrong with the shape of a `run.json` (a dict with `profile`), or "" if nothing.
 
     The fields a run writes must have the types it writes: `steps` a list of steps, each with
-    a `name` and a `status`; `models` and `notebooks` lists of names or null.
+    a `name` and a `status`; `models` and `notebooks` lists of names or null. The `required`
+    fields must be there (a resume needs `status` and `steps` too).
     """
     for key, types in RUN_FIELDS.items():
-        required = key in ("profile", "status", "steps")
         if key not in record:
-            if required:
+            if key in required:
                 return f"no {key!r}"
             continue
         value = record[key]
         if not isinstance(value, types) or isinstance(value, bool):
             return f"{key!r} is {type(value).__name__} {_short(value)}, not {_names(types)}"
-    for i, step in enumerate(record["steps"]):
+    for i, step in enumerate(record.get("steps", [])):
         if not isinstance(step, dict):
             return f"steps[{i}] is {type(step).__name__}, not a mapping"
         for key in ("name", "status"):
