@@ -294,7 +294,7 @@ def plan(
                 continue
             steps.append(Step(nb, name, typed))
     for model in models or ():
-        if model not in trained:
+        if model.strip() and model not in trained:  # an empty name is refused above
             errors.append(
                 f"--models: {model!r} is not a training run of profile {profile_name} "
                 f"(it trains {', '.join(trained) or 'nothing'})"
