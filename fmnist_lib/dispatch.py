@@ -84,8 +84,7 @@ def run_point(task: dict[str, Any], topic: str = "") -> dict[str, Any]:
             check=False,
         )
     seconds = round(time.perf_counter() - start, 1)
-    run = records.read_json(run_dir / "run.json", {})
-    if proc.returncode == 0 and run.get("status") == "done":
+    if proc.returncode == 0 and records.run_status(run_dir / "run.json") == "done":
         return {"status": "done", "error": None, "notebook": None, "seconds": seconds}
     outcome = failure(run_dir, f"exit code {proc.returncode}: {_last_lines(log)}")
     return {**outcome, "seconds": seconds}

@@ -148,6 +148,18 @@ def environment_record() -> dict[str, Any]:
     }
 
 
+def run_status(path: str | os.PathLike[str]) -> str | None:
+    """The `status` of the run record at `path`; None when it is missing, unreadable, not
+    JSON, or not shaped as a run writes it (`run_record_problem`)."""
+    try:
+        record = read_json(path)
+    except (OSError, ValueError):  # ValueError: JSONDecodeError and UnicodeDecodeError
+        return None
+    if not isinstance(record, dict) or run_record_problem(record, ("status",)):
+        return None
+    return record["status"]
+
+
 RUN_FIELDS: dict[str, tuple[type, ...]] = {
     "profile": (str,),
     "status": (str,),

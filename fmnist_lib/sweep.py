@@ -171,8 +171,14 @@ def _shown_path(path: Path) -> str:
 
 def open_manifest(grid: Grid, sweep_dir: Path, points: list[dict[str, Any]]) -> dict[str, Any]:
     """The sweep's `sweep.json`, created or re-read; a point done earlier stays done."""
-    old = records.read_json(sweep_dir / MANIFEST, {})
-    known = {p["id"]: p for p in old.get("points", [])}
+    try:
+        old = records.read_json(sweep_dir / MANIFEST, {})
+        known = {p["id"]: p for p in old.get("points", [])}
+    except (OSError, ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise pipeline.RunError(
+            f"{sweep_dir / MANIFEST} is damaged ({type(exc).__name__}: {exc}); move it away to "
+            "start the sweep over (finished points' run folders are kept)"
+        ) from None
     entries = []
     for point in points:
         entry = known.get(point["id"]) or {
@@ -184,8 +190,8 @@ def open_manifest(grid: Grid, sweep_dir: Path, points: list[dict[str, Any]]) -> 
             "notebook": None,
             "attempts": 0,
         }
-        run = records.read_json(sweep_dir / entry["run_dir"] / "run.json", {})
-        if entry["status"] == "done" and run.get("status") != "done":
+        run_status = records.run_status(sweep_dir / entry["run_dir"] / "run.json")
+        if entry["status"] == "done" and run_status != "done":
             entry["status"] = "pending"  # its run folder was removed or damaged: run it again
         entries.append(entry)
     return {

@@ -187,6 +187,22 @@ def test_an_interrupted_sweep_is_recorded_interrupted(tmp_path, monkeypatch):
     assert manifest["status"] == "interrupted" and "finished" in manifest["invocations"][-1]
 
 
+@pytest.mark.parametrize("damage", ["{not json", "null", '{"points": 3}', "\udcff"])
+def test_a_damaged_manifest_or_point_record_is_one_line_not_a_traceback(tmp_path, damage):
+    grid = sweep.load_grid(write_grid(tmp_path, "g", {"SEED": [1]}))
+    points = sweep.validate(grid)
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "p00_SEED-1").mkdir()
+    raw = damage.encode(errors="surrogateescape")
+    (tmp_path / "s" / "p00_SEED-1" / "run.json").write_bytes(raw)  # a point's record: rerun
+    done = {"points": [{**points[0], "run_dir": "p00_SEED-1", "status": "done"}]}
+    (tmp_path / "s" / sweep.MANIFEST).write_text(json.dumps(done))
+    assert sweep.open_manifest(grid, tmp_path / "s", points)["points"][0]["status"] == "pending"
+    (tmp_path / "s" / sweep.MANIFEST).write_bytes(raw)
+    with pytest.raises(pipeline.RunError, match=r"sweep.json is damaged \(.*\); move it away"):
+        sweep.open_manifest(grid, tmp_path / "s", points)
+
+
 def test_typo_fails_the_whole_sweep_before_anything_runs(tmp_path):
     grid = write_grid(tmp_path, "typo", {"LEARNIG_RATE": [0.001, 0.003]})
     out = cli(tmp_path, "--grid", str(grid), "--sweeps-dir", str(tmp_path / "sweeps"))
