@@ -147,46 +147,53 @@ def main(argv: list[str] | None = None) -> int:
         return tensorboard(args.run, args.runs_dir, args.port, args.host)
     overrides = dict(getattr(args, "parameter", []))
     try:
-        if args.command == "sweep":
-            return run_sweep(args)
-        if args.command == "predict":
-            from fmnist_lib import predict
-
-            try:
-                predict.predict_files(
-                    args.run,
-                    args.files,
-                    args.model,
-                    args.out,
-                    args.report,
-                    args.runs_dir,
-                    args.prepare,
-                )
-            except predict.InputErrors as exc:  # every faulty file, one line each
-                for fault in exc.faults:
-                    print(f"fmnist: input error: {fault}", file=sys.stderr)
-                return 2
-            return 0
-        if args.command == "check":
-            for step in pipeline.plan(args.profile, overrides):
-                print(f"{step.name}: {step.parameters}")
-            return 0
-        models = args.models.split(",") if args.models else None
-        notebooks = args.notebooks.split(",") if args.notebooks else None
-        pipeline.run_pipeline(
-            args.profile,
-            overrides,
-            models=models,
-            notebooks=notebooks,
-            runs_root=args.runs_dir,
-            resume=args.resume,
-            log_output=not args.quiet,
-        )
+        with pipeline.sigterm_as_interrupt():  # SIGTERM: recorded interrupted, as Ctrl-C
+            return run_command(args, overrides)
     except (Exception, KeyboardInterrupt) as exc:  # known failures: one line, no traceback
         code = pipeline.exit_code(exc)
         if code is None:
             raise
         return code
+
+
+def run_command(args: argparse.Namespace, overrides: dict[str, str]) -> int:
+    """`sweep`, `predict`, `check` or `run`; known failures are raised for `main` to print."""
+    if args.command == "sweep":
+        return run_sweep(args)
+    if args.command == "predict":
+        from fmnist_lib import predict
+
+        try:
+            predict.predict_files(
+                args.run,
+                args.files,
+                args.model,
+                args.out,
+                args.report,
+                args.runs_dir,
+                args.prepare,
+            )
+        except predict.InputErrors as exc:  # every faulty file, one line each
+            for fault in exc.faults:
+                print(f"fmnist: input error: {fault}", file=sys.stderr)
+            return 2
+        return 0
+    if args.command == "check":
+        for step in pipeline.plan(args.profile, overrides):
+            print(f"{step.name}: {step.parameters}")
+        return 0
+    # `--models ''` is an empty list (refused by `plan`), not "every model"
+    models = args.models.split(",") if args.models is not None else None
+    notebooks = args.notebooks.split(",") if args.notebooks is not None else None
+    pipeline.run_pipeline(
+        args.profile,
+        overrides,
+        models=models,
+        notebooks=notebooks,
+        runs_root=args.runs_dir,
+        resume=args.resume,
+        log_output=not args.quiet,
+    )
     return 0
 
 

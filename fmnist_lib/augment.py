@@ -26,6 +26,7 @@ DEFAULT_SHIFT = 2
 DEFAULT_CUTOUT = 12
 ERASE_PROB = 0.5
 ERASE_MAX_FRAC = 0.4
+MAX_SIZE = 28  # shift and cutout sizes: at most the images' side
 
 
 @dataclass(frozen=True)
@@ -52,22 +53,33 @@ class Augment:
 
 
 def parse_augment(spec: str) -> Augment | None:
-    """Parse `AUGMENT`: "none", or a "+"-joined subset of flip, shift[:N], erase, cutout[:N]."""
-    parts = [p.strip() for p in spec.lower().split("+") if p.strip()]
-    if parts in ([], ["none"]):
+    """Parse `AUGMENT`: "none" (or ""), or a "+"-joined subset of flip, shift[:N], erase,
+    cutout[:N], lower case, each at most once, sizes from 1 to `MAX_SIZE` pixels."""
+    usage = (
+        f"use 'none' or a '+'-joined subset of {', '.join(AUGMENTATIONS)}, each once, in lower "
+        "case (e.g. 'flip+shift:4+cutout:12')"
+    )
+    if spec.strip() in ("none", ""):
         return None
+    parts = [p.strip() for p in spec.split("+")]
+    if not all(parts):
+        raise ValueError(f"AUGMENT={spec!r}: an empty part (a '+' with nothing beside it); {usage}")
     found: dict[str, int] = {}
     for part in parts:
         name, _, size = part.partition(":")
         if name not in AUGMENTATIONS:
-            raise ValueError(
-                f"AUGMENT={spec!r}: unknown augmentation {name!r}; use 'none' or a '+'-joined "
-                f"subset of {', '.join(AUGMENTATIONS)} (e.g. 'flip+shift:4+cutout:12')"
-            )
-        if size and (name not in ("shift", "cutout") or not size.isdigit() or int(size) < 1):
+            raise ValueError(f"AUGMENT={spec!r}: unknown augmentation {name!r}; {usage}")
+        if name in found:
+            raise ValueError(f"AUGMENT={spec!r}: {name!r} is given twice; {usage}")
+        if size and (
+            name not in ("shift", "cutout")
+            or not size.isascii()
+            or not size.isdigit()
+            or not 1 <= int(size) <= MAX_SIZE
+        ):
             raise ValueError(
                 f"AUGMENT={spec!r}: {part!r} is not valid; only shift and cutout take a size, "
-                "a whole number of pixels >= 1 (e.g. 'shift:4')"
+                f"a whole number of pixels from 1 to {MAX_SIZE} (e.g. 'shift:4')"
             )
         default = {"shift": DEFAULT_SHIFT, "cutout": DEFAULT_CUTOUT}.get(name, 1)
         found[name] = int(size) if size else default

@@ -204,6 +204,9 @@ def read_entry(run_dir: Path) -> RunEntry:
         return RunEntry(**base, status="damaged", note=f"run.json unreadable: {reason}")
     if not isinstance(record, dict) or "profile" not in record:
         return RunEntry(**base, status="foreign", note="run.json is not a run record of fmnist")
+    problem = records.run_record_problem(record)
+    if problem:
+        return RunEntry(**base, status="damaged", note=f"run.json: {problem}")
     status, note = status_of(run_dir, record)
     best, accuracy = None, None
     try:

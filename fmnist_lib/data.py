@@ -7,6 +7,7 @@ through `keras.datasets.fashion_mnist`. Every fault raises `DataError` naming th
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import hashlib
 import io
@@ -52,6 +53,9 @@ SPLIT_SIZES = {"train": 60_000, "test": 10_000}
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 IDX_IMAGES_MAGIC = 0x00000803  # unsigned byte, 3 dimensions
 IDX_LABELS_MAGIC = 0x00000801  # unsigned byte, 1 dimension
+IDX_IMAGE_HEADER = 16  # magic and three dimensions, 4 bytes each
+MAX_DEFLATE_RATIO = 1032  # deflate's largest expansion: no gzip file holds more per byte
+MAX_TRAILING = 1 << 20  # bytes read past the promised images, to report over-long data
 CSV_HEADER = ["label", *(f"pixel{i}" for i in range(1, N_PIXELS + 1))]
 CSV_PIXEL_HEADER = CSV_HEADER[1:]  # the unlabelled CSV form
 
@@ -159,25 +163,63 @@ def read_idx_gz(path: Path, kind: str, expected_md5: str | None = None) -> tuple
     return data, md5
 
 
-def read_idx_images(path: str | os.PathLike[str]) -> np.ndarray:
+def read_idx_images(path: str | os.PathLike[str], max_images: int | None = None) -> np.ndarray:
     """Read an IDX image file (idx3), gzip-compressed (`.gz`) or raw, as uint8 (n, 28, 28).
 
+    The header is read first: a `.gz` whose header promises more bytes than deflate can
+    expand a file of its size to, or a count over `max_images`, is refused before the images
+    are read, and never more is read than the header promises (and `MAX_TRAILING` bytes, to
+    tell over-long data).
+
     Raises:
-        DataError: a missing or unreadable file, a label file (idx1), or a corrupt header or body.
+        DataError: a missing or unreadable file, a label file (idx1), a corrupt header or
+            body, or one promising too many images.
     """
     path = Path(path)
-    if path.suffix == ".gz":
-        raw = _read_gz(path)
-    else:
-        if not path.is_file():
-            raise DataError(f"{path}: file not found")
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise DataError(f"{path}: unreadable file ({exc.strerror})") from None
-    if int.from_bytes(raw[:4], "big") == IDX_LABELS_MAGIC and len(raw) >= 4:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    gz = path.suffix == ".gz"
+    try:
+        size = path.stat().st_size
+        with gzip.open(path, "rb") if gz else path.open("rb") as fh:
+            head = fh.read(IDX_IMAGE_HEADER)
+            count = _promised_images(head, path)
+            if count is not None:
+                body = count * N_PIXELS
+                if gz and body > size * MAX_DEFLATE_RATIO:  # a raw file: `truncated` below
+                    raise DataError(
+                        f"{path}: the header promises {count:,} images ({body:,} bytes), more "
+                        f"than a gzip file of {size:,} bytes can hold: a damaged or crafted file"
+                    )
+                if max_images is not None and count > max_images:
+                    raise DataError(
+                        f"{path}: the header promises {count:,} images; at most "
+                        f"{max_images:,} are read from one file: split it"
+                    )
+                head += fh.read(body + MAX_TRAILING)
+            else:
+                head += fh.read(MAX_TRAILING)  # a short or foreign header: parse_idx says what
+    except DataError:
+        raise
+    except (OSError, EOFError, zlib.error) as exc:
+        what = "not a readable gzip file" if gz else "unreadable file"
+        raise DataError(f"{path}: {what} ({getattr(exc, 'strerror', None) or exc})") from None
+    if int.from_bytes(head[:4], "big") == IDX_LABELS_MAGIC and len(head) >= 4:
         raise DataError(f"{path}: an IDX label file (idx1), not images: pass an idx3 image file")
-    return parse_idx(raw, kind="images", source=str(path))
+    if count is not None and len(head) - IDX_IMAGE_HEADER - count * N_PIXELS >= MAX_TRAILING:
+        raise DataError(
+            f"{path}: at least {MAX_TRAILING:,} unexpected bytes after the {count:,} images "
+            "the header promises"
+        )
+    return parse_idx(head, kind="images", source=str(path))
+
+
+def _promised_images(head: bytes, path: Path) -> int | None:
+    """The image count of a complete idx3 header of 28x28 images; None for anything else."""
+    if len(head) < IDX_IMAGE_HEADER or int.from_bytes(head[:4], "big") != IDX_IMAGES_MAGIC:
+        return None
+    dims = [int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(3)]
+    return dims[0] if tuple(dims[1:]) == IMAGE_SHAPE else None
 
 
 def write_idx_gz(path: Path, array: np.ndarray) -> None:
@@ -371,8 +413,14 @@ def _csv_lines(path: Path) -> list[str]:
     """The lines of an ASCII file, trailing blank lines dropped; refuse a missing or empty one."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
+    raw = path.read_bytes()
+    if raw.startswith(codecs.BOM_UTF8):
+        raise DataError(
+            f"{path}: starts with a UTF-8 byte-order mark (BOM, bytes ef bb bf), as some "
+            "spreadsheet programs write; save it as plain CSV without a BOM"
+        )
     try:
-        text = path.read_bytes().decode("ascii")
+        text = raw.decode("ascii")
     except UnicodeDecodeError as exc:
         raise DataError(
             f"{path}: not an ASCII CSV file ({exc.reason} at byte {exc.start})"

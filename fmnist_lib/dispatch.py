@@ -41,7 +41,12 @@ LOCAL_DASK_CONFIG = {"distributed.scheduler.allowed-failures": 0}
 
 def failure(run_dir: Path, fallback: str) -> dict[str, Any]:
     """The error and notebook of a point that did not finish, from its `run.json`."""
-    steps = records.read_json(run_dir / "run.json", {}).get("steps", [])
+    try:
+        run = records.read_json(run_dir / "run.json", {})
+    except (OSError, ValueError):  # unreadable or damaged: the fallback says what is known
+        run = {}
+    problem = not isinstance(run, dict) or records.run_record_problem(run)
+    steps = [] if problem else run.get("steps", [])
     bad = next((s for s in reversed(steps) if s["status"] != "done"), None)
     notebook = run_dir / bad["notebook"] if bad else None
     return {
@@ -79,8 +84,7 @@ def run_point(task: dict[str, Any], topic: str = "") -> dict[str, Any]:
             check=False,
         )
     seconds = round(time.perf_counter() - start, 1)
-    run = records.read_json(run_dir / "run.json", {})
-    if proc.returncode == 0 and run.get("status") == "done":
+    if proc.returncode == 0 and records.run_status(run_dir / "run.json") == "done":
         return {"status": "done", "error": None, "notebook": None, "seconds": seconds}
     outcome = failure(run_dir, f"exit code {proc.returncode}: {_last_lines(log)}")
     return {**outcome, "seconds": seconds}
@@ -113,15 +117,16 @@ def point_main(argv: list[str]) -> int:
     run_dir = Path(task["run_dir"])
     started = (run_dir / "run.json").exists()
     try:
-        pipeline.run_pipeline(
-            task["profile"],
-            task["overrides"],
-            models=task["models"],
-            notebooks=task["notebooks"],
-            run_dir=None if started else run_dir,
-            resume=run_dir if started else None,
-        )
-    except Exception as exc:  # known failures: one line, no traceback wall
+        with pipeline.sigterm_as_interrupt():  # SIGTERM: the point's run is interrupted
+            pipeline.run_pipeline(
+                task["profile"],
+                task["overrides"],
+                models=task["models"],
+                notebooks=task["notebooks"],
+                run_dir=None if started else run_dir,
+                resume=run_dir if started else None,
+            )
+    except (Exception, KeyboardInterrupt) as exc:  # known failures: one line, no traceback wall
         code = pipeline.exit_code(exc)
         if code is None:
             raise

@@ -11,6 +11,10 @@ that `check` enforces before any notebook runs, in these words:
 - `in (A, B)`, `in [A, B]`, `in [A, B)`, `in (A, B]`: an interval;
 - `one of a | b | c`: the only values allowed.
 
+A comment that looks like a constraint but is none of these (`at least 1,000`, `>= 1`,
+`between 1 and 9`, `one of mlp`) is an error when the cell is read, so a check is never
+silently lost to a typo.
+
 Rules that tie parameters together (ResNet50's image size against its stem, a weights path
 that must exist, `AUGMENT`'s spelling) are in `training_rules`. Everything here is plain
 Python: refusing a bad value never imports Keras or TensorFlow.
@@ -48,6 +52,20 @@ _BOUNDS = {
 _BOUND = re.compile(rf"\b(at least|above|at most|below) ({_NUMBER})\b")
 _INTERVAL = re.compile(rf"\bin ([\[(])\s*({_NUMBER})\s*,\s*({_NUMBER})\s*([\])])")
 _CHOICES = re.compile(r"\bone of ([\w.+-]+(?:\s*\|\s*[\w.+-]+)+)")
+_END = r"(?=$|[;)\s])"  # a recognised constraint ends here: `at least 1,000` is not `at least 1`
+# What reads as a constraint; each must be exactly one of the recognised forms above.
+_LOOKS_LIKE = (
+    (
+        re.compile(r"\b(?:at least|above|at most|below)\s+[-+.\d]"),
+        re.compile(_BOUND.pattern + _END),
+    ),
+    (re.compile(r"\bin\s*[\[(]\s*[-+.\d]"), re.compile(_INTERVAL.pattern + _END)),
+    (re.compile(r"\bone of\b"), re.compile(_CHOICES.pattern + _END)),
+    (re.compile(r"(?:[<>]=?|=>|=<|≥|≤)\s*[-+.\d]|\bbetween\s+[-+.\d]"), None),
+)
+# ASCII decimal only, the same for the command line and YAML: no `0x10`, `3_0` or `'٣'`.
+_INT_TEXT = re.compile(r"[-+]?[0-9]+", re.ASCII)
+_FLOAT_TEXT = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?", re.ASCII)
 
 
 class ParameterError(ValueError):
@@ -119,15 +137,35 @@ def parse_cell(source: str, path: Path | str = "<cell>") -> dict[str, Spec]:
         if kind not in TYPES or node.value is None:
             raise ParameterError(f"{path}, line {node.lineno}: type must be one of {TYPES}")
         name = node.target.id
-        found[name] = Spec(name, kind, ast.literal_eval(node.value), comments.get(node.lineno, ""))
+        help_text = comments.get(node.lineno, "")
+        unread = unrecognised_constraint(help_text)
+        if unread:
+            raise ParameterError(
+                f"{path}, line {node.lineno}: {name}'s comment has {unread!r}, which reads as a "
+                "constraint but is none that is checked; write `at least X`, `above X`, "
+                "`at most X`, `below X`, `in [A, B]` (or with round brackets) or `one of a | b`"
+            )
+        found[name] = Spec(name, kind, ast.literal_eval(node.value), help_text)
     return found
+
+
+def unrecognised_constraint(help_text: str) -> str:
+    """The first phrase of `help_text` that looks like a constraint but is not one that
+    `Spec.problems` checks, or "" when there is none."""
+    for looks, exact in _LOOKS_LIKE:
+        for hit in looks.finditer(help_text):
+            if exact is None or not exact.match(help_text, hit.start()):
+                return help_text[hit.start() :].split(";")[0].strip()
+    return ""
 
 
 def coerce(name: str, value: Any, kind: str) -> Any:
     """A command-line string or YAML value as the declared type, parsed as Python would.
 
-    Integers are decimal (`int()`), floats anything `float()` reads but NaN and infinity,
-    booleans true/false/yes/no/1/0. Nothing else is converted.
+    Integers are ASCII decimal digits with an optional sign, floats ASCII decimal with an
+    optional fraction and exponent (finite), booleans true/false/yes/no/1/0. Nothing else is
+    converted: not `0x10`, `3_0`, `'٣'` or `on` (YAML values arrive as the same strings,
+    `pipeline.StrictLoader` types no other forms).
     """
     if isinstance(value, str) and kind != "str":
         text = value.strip()
@@ -135,10 +173,13 @@ def coerce(name: str, value: Any, kind: str) -> Any:
             if text.lower() not in BOOL_WORDS:
                 raise ParameterError(f"{name}: expected bool (true/false), got {value!r}")
             return BOOL_WORDS[text.lower()]
-        try:
-            value = int(text) if kind == "int" else float(text)
-        except ValueError:
-            raise ParameterError(f"{name}: expected {kind}, got {value!r}") from None
+        pattern = _INT_TEXT if kind == "int" else _FLOAT_TEXT
+        if kind == "float" and text.lower().lstrip("+-") in ("nan", "inf", "infinity"):
+            raise ParameterError(f"{name}: expected a finite float, got {value!r}")
+        if not pattern.fullmatch(text):
+            digits = "ASCII decimal digits" if kind == "int" else "a decimal number like 0.001"
+            raise ParameterError(f"{name}: expected {kind}, got {value!r} (write {digits})")
+        value = int(text) if kind == "int" else float(text)
     ok = {
         "int": isinstance(value, int) and not isinstance(value, bool),
         "float": isinstance(value, int | float) and not isinstance(value, bool),
@@ -191,6 +232,64 @@ def defaults(notebook: str) -> dict[str, Any]:
     return {name: spec.default for name, spec in specs(notebook).items()}
 
 
+# Set by the pipeline itself: a profile or `-p` value would be ignored, so it is refused.
+PIPELINE_SET = {
+    "RUN_DIR": "the pipeline names the run folder (use --runs-dir)",
+    "RESUME": "use --resume",
+}
+SPLIT_SIZES = {"train": 60_000, "test": 10_000}  # fmnist_lib.data.SPLIT_SIZES, without NumPy
+NUM_CLASSES = 10
+
+
+def subsample_problems(name: str, n: int, total: int | None) -> list[str]:
+    """`data.subsample(labels, n)` keeps all when `n` is 0 (or >= `total`) and otherwise
+    splits, stratified: both sides need an image of every class."""
+    if n <= 0 or (total is not None and n >= total):
+        return []
+    least, most = NUM_CLASSES, None if total is None else total - NUM_CLASSES
+    if n < least or (most is not None and n > most):
+        shown = f"from {least} to {most}" if most is not None else f"at least {least}"
+        return [f"{name}={n}: a stratified subsample keeps one image of each class: 0, or {shown}"]
+    return []
+
+
+def notebook_rules(notebook: str, params: dict[str, Any]) -> list[str]:
+    """Rules that tie a notebook's parameters to each other or to the data's sizes, which one
+    parameter's range cannot state; `params` has every parameter of `notebook`."""
+    if notebook == "02_preprocessing":
+        from fmnist_lib.augment import parse_augment
+
+        n_train, total = params["N_TRAIN"], SPLIT_SIZES["train"]
+        errors = subsample_problems("N_TRAIN", n_train, total)
+        errors += subsample_problems("N_TEST", params["N_TEST"], SPLIT_SIZES["test"])
+        kept = n_train if 0 < n_train < total else total
+        val = math.ceil(params["VAL_FRACTION"] * kept)  # as sklearn's train_test_split rounds
+        if kept >= NUM_CLASSES and min(val, kept - val) < NUM_CLASSES:
+            errors.append(
+                f"N_TRAIN={n_train}, VAL_FRACTION={params['VAL_FRACTION']}: the split keeps "
+                f"{kept - val} training and {val} validation images, and each side needs at "
+                f"least {NUM_CLASSES} (one per class)"
+            )
+        try:
+            parse_augment(params["AUGMENT"])
+        except ValueError as exc:
+            errors.append(str(exc))
+        return errors
+    if notebook == "03_label_errors":
+        pooled = sum(SPLIT_SIZES.values())
+        errors = subsample_problems("N_IMAGES", params["N_IMAGES"], pooled)
+        audited = params["N_IMAGES"] if 0 < params["N_IMAGES"] < pooled else pooled
+        if not errors and audited < NUM_CLASSES * params["FOLDS"]:
+            errors.append(
+                f"N_IMAGES={params['N_IMAGES']}, FOLDS={params['FOLDS']}: every fold holds an "
+                f"image of each class, so N_IMAGES must be at least {NUM_CLASSES * params['FOLDS']}"
+            )
+        return errors
+    if notebook == "03_training":
+        return training_rules(params)
+    return []
+
+
 def training_rules(params: dict[str, Any]) -> list[str]:
     """Rules of `03_training` that tie parameters together; `params` has every parameter."""
     from fmnist_lib.augment import parse_augment
@@ -200,6 +299,8 @@ def training_rules(params: dict[str, Any]) -> list[str]:
         parse_augment(params["AUGMENT"])
     except ValueError as exc:
         errors.append(str(exc))
+    errors += subsample_problems("TRAIN_LIMIT", params["TRAIN_LIMIT"], None)
+    errors += subsample_problems("VAL_LIMIT", params["VAL_LIMIT"], None)
     if params["MODEL"] == "resnet50":
         least = MIN_IMAGE_SIZE.get(params["STEM"], max(MIN_IMAGE_SIZE.values()))
         if params["IMAGE_SIZE"] < least:

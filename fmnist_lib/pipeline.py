@@ -16,8 +16,11 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import secrets
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,15 +55,42 @@ class RunError(RuntimeError):
     """The run cannot go on for a reason outside the notebooks (folder, record, lock)."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, as Ctrl-C raises KeyboardInterrupt."""
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Handle SIGTERM as Ctrl-C while the block runs: the run or sweep is recorded
+    `interrupted` and can be resumed. A second SIGTERM kills as usual. In the main thread
+    only (Python's rule for signal handlers); elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the next one is not caught
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def exit_code(exc: BaseException) -> int | None:
     """Print a one-line error for a known failure and return its exit code; None if unknown.
 
     Invalid parameters and a run folder held by another process exit 2; a failed notebook,
-    unusable data, an unusable runs folder, a damaged run record or no clone to run exit 1;
-    Ctrl-C exits 130.
+    unusable data, an unusable runs folder, a damaged run record, an OS error during the run
+    or no clone to run exit 1; Ctrl-C exits 130 and SIGTERM 143.
     """
     from fmnist_lib.data import DataError
 
+    if isinstance(exc, Terminated):
+        print(f"fmnist: terminated (SIGTERM){': ' + str(exc) if str(exc) else ''}", file=sys.stderr)
+        return 128 + signal.SIGTERM
     if isinstance(exc, KeyboardInterrupt):
         print(f"fmnist: interrupted{': ' + str(exc) if str(exc) else ''}", file=sys.stderr)
         return 130
@@ -95,17 +125,79 @@ class Step:
 # --- parameters --------------------------------------------------------------------
 
 
+MAX_YAML_BYTES = 64 * 1024  # profiles and grids are a few hundred bytes; refuse before parsing
+
+
+class StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader for profiles and grids, stricter: a key given twice, an anchor or
+    an alias is an error at its line and column, and only YAML 1.2's plain forms are typed
+    (`true`/`false`, decimal numbers, `null`): `on`, `0x10` and `3_0` stay strings, which
+    `parameters.coerce` then reads exactly as it reads the command line."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag.rsplit(":", 1)[-1] == "null"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise yaml.composer.ComposerError(
+                None, None, "anchors and aliases (&name, *name) are not allowed", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+for _tag, _pattern, _first in (
+    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("int", r"^[-+]?[0-9]+$", "-+0123456789"),
+    ("float", r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$", "-+.0123456789"),
+):
+    StrictLoader.add_implicit_resolver(
+        f"tag:yaml.org,2002:{_tag}", re.compile(_pattern, re.ASCII), list(_first)
+    )
+
+
 def read_yaml(path: Path, what: str) -> dict[str, Any]:
-    """A YAML mapping from `path`; a syntax error or another shape names the file and line."""
+    """A YAML mapping from `path` (`StrictLoader`, UTF-8, at most `MAX_YAML_BYTES`); a syntax
+    error, a duplicate key, an alias, a byte that is not UTF-8 or another shape names the file
+    and line."""
     try:
-        loaded = yaml.safe_load(path.read_text())
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_YAML_BYTES + 1)
+    except OSError as exc:
+        raise ParameterError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+    if len(raw) > MAX_YAML_BYTES:
+        raise ParameterError(
+            f"{path}: larger than {MAX_YAML_BYTES // 1024} KiB; a {what} is a short file"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ParameterError(
+            f"{path}, line {line}, column {column}: not UTF-8 (byte 0x{raw[exc.start]:02x}); "
+            f"save the {what} as UTF-8"
+        ) from None
+    try:
+        loaded = yaml.load(text, Loader=StrictLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ParameterError(f"{path}{where}: not valid YAML ({problem})") from None
-    except OSError as exc:
-        raise ParameterError(f"{path}: cannot read the {what} ({exc.strerror})") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
@@ -172,6 +264,19 @@ def plan(
     for name in [*shared, *(overrides or {})]:
         if name not in declared:
             errors.append(f"unknown parameter {name!r}{parameters.did_you_mean(name, declared)}")
+    entries = [
+        (f"profile {profile_name}, notebooks.{nb}", item or {})
+        for nb, entry in per_notebook.items()
+        for item in (entry if isinstance(entry, list) else [entry])
+    ]
+    sources = [(f"profile {profile_name}", shared), *entries, ("-p", overrides or {})]
+    for name, why in parameters.PIPELINE_SET.items():
+        given = next((where for where, values in sources if name in values), None)
+        if given:
+            errors.append(f"{name} is set by the pipeline, not by {given}: {why}")
+    for flag, names in (("--models", models), ("--notebooks", notebooks)):
+        if names is not None and (not names or not all(n.strip() for n in names)):
+            errors.append(f"{flag} {','.join(names)!r}: empty name; leave {flag} out to run all")
 
     steps: list[Step] = []
     trained: list[str] = []
@@ -184,9 +289,9 @@ def plan(
             values.update({k: v for k, v in (overrides or {}).items() if k in specs})
             typed, problems = parameters.check(nb, values)
             errors += problems
-            if nb == TRAINING and not problems:
+            if not problems:
                 everything = {**parameters.defaults(nb), **typed}
-                errors += [f"{nb}: {e}" for e in parameters.training_rules(everything)]
+                errors += [f"{nb}: {e}" for e in parameters.notebook_rules(nb, everything)]
             name = nb if nb != TRAINING else f"{nb}_{typed.get('MODEL', 'model')}"
             if nb == TRAINING:
                 trained.append(typed.get("MODEL", ""))
@@ -196,7 +301,7 @@ def plan(
                 continue
             steps.append(Step(nb, name, typed))
     for model in models or ():
-        if model not in trained:
+        if model.strip() and model not in trained:  # an empty name is refused above
             errors.append(
                 f"--models: {model!r} is not a training run of profile {profile_name} "
                 f"(it trains {', '.join(trained) or 'nothing'})"
@@ -283,6 +388,11 @@ def run_lock(run_dir: Path) -> Iterator[None]:
             f"run {run_dir.name} is being executed by pid {_read_pid(pid_file) or '?'}; "
             "wait for it to finish or stop it first"
         ) from None
+    except OSError as exc:  # a read-only folder, a full disk
+        raise RunError(
+            f"{run_dir}: cannot lock the run folder ({exc.strerror or exc}); a run is executed "
+            "in a folder it can write to"
+        ) from None
     stale = _read_pid(pid_file)
     if stale:
         log.warning(
@@ -290,7 +400,11 @@ def run_lock(run_dir: Path) -> Iterator[None]:
             run_dir.name,
             stale,
         )
-    pid_file.write_text(f"{os.getpid()}\n")
+    try:
+        pid_file.write_text(f"{os.getpid()}\n")
+    except OSError as exc:
+        lock.release()
+        raise RunError(f"{pid_file}: cannot write ({exc.strerror or exc})") from None
     try:
         yield
     finally:
@@ -311,6 +425,8 @@ def _read_pid(path: Path) -> int | None:
 def read_record(run_dir: Path) -> dict[str, Any]:
     """A run folder's `run.json`, or a one-line reason why it cannot be resumed."""
     path = run_dir / "run.json"
+    if not path.exists():
+        raise ParameterError(f"--resume {run_dir}: no run.json there")
     try:
         record = records.read_json(path)
     except json.JSONDecodeError as exc:
@@ -318,12 +434,18 @@ def read_record(run_dir: Path) -> dict[str, Any]:
             f"{path} is damaged ({exc.msg} at line {exc.lineno}, column {exc.colno}): the run "
             "cannot be resumed; start a new one"
         ) from None
+    except UnicodeDecodeError as exc:
+        raise RunError(
+            f"{path} is damaged (not UTF-8 text, byte {exc.start}): the run cannot be resumed; "
+            "start a new one"
+        ) from None
     except OSError as exc:
         raise RunError(f"{path}: cannot read the run record ({exc.strerror})") from None
-    if record is None:
-        raise ParameterError(f"--resume {run_dir}: no run.json there")
     if not isinstance(record, dict) or "profile" not in record:
         raise RunError(f"{path} is not a run record of this project: it cannot be resumed")
+    problem = records.run_record_problem(record, required=("profile", "status", "steps"))
+    if problem:
+        raise RunError(f"{path} is damaged ({problem}): the run cannot be resumed; start a new one")
     return record
 
 
@@ -566,53 +688,94 @@ def run_pipeline(
     return run_dir
 
 
+def write_record_anyhow(path: Path, record: dict[str, Any]) -> bool:
+    """Write `record` atomically, else (a full disk has no room for the temporary file) over
+    the old file in place; False when neither works."""
+    try:
+        records.write_json(path, record)
+        return True
+    except OSError:
+        pass
+    try:
+        with path.open("r+") as fh:
+            fh.truncate(0)  # frees the old blocks for the new text
+            json.dump(record, fh, indent=2, default=str)
+            fh.write("\n")
+        return True
+    except OSError as exc:
+        log.warning("fmnist: %s: cannot record the failure (%s)", path, exc.strerror or exc)
+        return False
+
+
 def execute_steps(
     steps: list[Step], run_dir: Path, record: dict[str, Any], log_output: bool
 ) -> None:
-    """Execute the steps not yet done, keeping `run.json` up to date after each change."""
+    """Execute the steps not yet done, keeping `run.json` up to date after each change.
+
+    An OS error (a full disk, a folder gone) anywhere on the way is recorded: the step and the
+    run `failed`, with the error, and raised as a one-line `RunError`.
+    """
+    path = run_dir / "run.json"
     done = {s["name"] for s in record["steps"] if s["status"] == "done"}
     record.update(status="running", pid=os.getpid())
     record.pop("failed_step", None)
     record.pop("interrupted_step", None)
+    record.pop("error", None)
     record["steps"] = [s for s in record["steps"] if s["name"] in done]
-    records.write_json(run_dir / "run.json", record)
-    log.info("fmnist: run folder %s", run_dir)
     earlier = sum(s.get("seconds", 0.0) for s in record["steps"])  # steps of earlier sessions
     total = time.perf_counter()
-    for i, step in enumerate(steps, 1):
-        if step.name in done:
-            log.info("[%d/%d] %s: already done, skipped", i, len(steps), step.name)
-            continue
-        log.info("[%d/%d] %s: running %s", i, len(steps), step.name, step.parameters)
-        entry = {"name": step.name, "notebook": f"{step.name}.ipynb", "status": "running"}
-        record["steps"].append(entry)
-        records.write_json(run_dir / "run.json", record)
-        try:
-            entry["seconds"] = round(
-                execute(step, run_dir, log_output and step.notebook == TRAINING), 2
-            )
-        except StepFailed as exc:
-            entry.update(status="failed", error=str(exc))
-            record.update(status="failed", failed_step=step.name)
-            records.write_json(run_dir / "run.json", record)
-            raise
-        except KeyboardInterrupt:
-            entry["status"] = "interrupted"
-            record.update(status="interrupted", interrupted_step=step.name)
-            records.write_json(run_dir / "run.json", record)
-            raise KeyboardInterrupt(
-                f"{step.name} was running; finish the run with --resume {run_dir}"
-            ) from None
-        entry["status"] = "done"
-        records.write_json(run_dir / "run.json", record)
-        log.info("[%d/%d] %s: done in %.1f s", i, len(steps), step.name, entry["seconds"])
-    record["slides"] = export_slides(run_dir)
-    record.update(
-        status="done",
-        finished=dt.datetime.now().isoformat(timespec="seconds"),
-        seconds=round(earlier + time.perf_counter() - total, 2),
-    )
-    records.write_json(run_dir / "run.json", record)
+    entry: dict[str, Any] = {}
+    try:
+        records.write_json(path, record)
+        log.info("fmnist: run folder %s", run_dir)
+        for i, step in enumerate(steps, 1):
+            if step.name in done:
+                log.info("[%d/%d] %s: already done, skipped", i, len(steps), step.name)
+                continue
+            log.info("[%d/%d] %s: running %s", i, len(steps), step.name, step.parameters)
+            entry = {"name": step.name, "notebook": f"{step.name}.ipynb", "status": "running"}
+            record["steps"].append(entry)
+            records.write_json(path, record)
+            try:
+                entry["seconds"] = round(
+                    execute(step, run_dir, log_output and step.notebook == TRAINING), 2
+                )
+            except StepFailed as exc:
+                entry.update(status="failed", error=str(exc))
+                record.update(status="failed", failed_step=step.name)
+                records.write_json(path, record)
+                raise
+            except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (`Terminated`)
+                entry["status"] = "interrupted"
+                record.update(status="interrupted", interrupted_step=step.name)
+                records.write_json(path, record)
+                raise type(exc)(
+                    f"{step.name} was running; finish the run with --resume {run_dir}"
+                ) from None
+            entry["status"] = "done"
+            records.write_json(path, record)
+            log.info("[%d/%d] %s: done in %.1f s", i, len(steps), step.name, entry["seconds"])
+        record["slides"] = export_slides(run_dir)
+        record.update(
+            status="done",
+            finished=dt.datetime.now().isoformat(timespec="seconds"),
+            seconds=round(earlier + time.perf_counter() - total, 2),
+        )
+        records.write_json(path, record)
+    except OSError as exc:
+        name = entry["name"] if entry.get("status") == "running" else None
+        where = f" ({exc.filename})" if exc.filename else ""
+        error = f"{name or 'the run'} stopped by an OS error: {exc.strerror or exc}{where}"
+        record.update(status="failed", error=error)
+        if name:
+            entry.update(status="failed", error=error)
+            record["failed_step"] = name
+        saved = write_record_anyhow(path, record)
+        raise RunError(
+            f"{error}; "
+            + (f"recorded in {path}" if saved else f"{path} could not be updated")
+            + f"; fix it, then finish the run with --resume {run_dir}"
+        ) from None
     from fmnist_lib import catalog  # it reads run folders, and imports this module
 
     log.info("\n".join(catalog.summary_lines(run_dir, record)))

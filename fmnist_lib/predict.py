@@ -53,6 +53,7 @@ MODE_NAMES = {"L": "grayscale", "1": "black-and-white", "P": "palette", "LA": "g
 TRIM_TOLERANCE = round(0.05 * 255)
 SHARPEN_RADIUS = 1.0
 LATEST = "latest"
+MAX_FILE_IMAGES = 100_000  # images read from one IDX file (the data set's largest: 60,000)
 SHOWN_RUN_IDS = 5
 
 
@@ -167,7 +168,7 @@ def read_images(path: str | os.PathLike[str], prepare: str = "auto") -> Images:
     elif suffix == ".csv":
         pixels, _ = data.read_csv_images(path)
     elif suffix == ".gz" or suffix in RAW_IDX_SUFFIXES or path.name.endswith("-ubyte"):
-        pixels = data.read_idx_images(path)
+        pixels = data.read_idx_images(path, max_images=MAX_FILE_IMAGES)
     else:
         raise DataError(
             f"{path}: unknown file type {suffix or '(no extension)'}: expected .png, .jpg, "
@@ -204,6 +205,12 @@ def read_photo(path: Path, prepare: str = "auto") -> tuple[np.ndarray, str]:
         with Image.open(path) as img:
             if img.format != expected:
                 raise DataError(f"{path}: a {img.format} image, not a {expected}")
+            frames = getattr(img, "n_frames", 1)
+            if frames > 1:
+                raise DataError(
+                    f"{path}: an animated {img.format} of {frames} frames, expected one image; "
+                    "save the frame to classify as a still image"
+                )
             if img.mode in DEEP_MODES:
                 raise DataError(
                     f"{path}: a 16-bit or floating-point image (mode {img.mode}), expected 8-bit "
@@ -383,7 +390,7 @@ def predict_files(
     batches = read_all(files, prepare)
     for path, flag in ((out, "--out"), (report, "--report")):
         if path is not None:
-            check_out(Path(path), flag)
+            check_out(Path(path), flag, files)
     proba = probabilities(load_model(served), served, np.concatenate([b.pixels for b in batches]))
     rows = prediction_rows(batches, proba)
     if out is None:
@@ -452,8 +459,18 @@ def resolve_run(run: str | os.PathLike[str], runs_root: Path | None = None) -> P
     )
 
 
-def check_out(out: Path, flag: str = "--out") -> None:
-    """Refuse an output path that is a folder or lies in a missing one."""
+def check_out(
+    out: Path, flag: str = "--out", inputs: list[str | os.PathLike[str]] | tuple = ()
+) -> None:
+    """Refuse an output path that is a folder, lies in a missing one or is one of `inputs`
+    (writing it would overwrite the images being classified)."""
+    for given in inputs:
+        same = Path(given).resolve() == out.resolve()
+        if same or (out.exists() and Path(given).exists() and out.samefile(given)):
+            raise ParameterError(
+                f"{flag} {out}: is the input file {given}, which it would overwrite; "
+                "write to another file"
+            )
     if out.is_dir():
         raise ParameterError(f"{flag} {out}: is a folder, expected a file name")
     if not out.parent.is_dir():

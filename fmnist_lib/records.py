@@ -146,3 +146,68 @@ def environment_record() -> dict[str, Any]:
         "git": git_state(),
         "device": describe_device(),
     }
+
+
+def run_status(path: str | os.PathLike[str]) -> str | None:
+    """The `status` of the run record at `path`; None when it is missing, unreadable, not
+    JSON, or not shaped as a run writes it (`run_record_problem`)."""
+    try:
+        record = read_json(path)
+    except (OSError, ValueError):  # ValueError: JSONDecodeError and UnicodeDecodeError
+        return None
+    if not isinstance(record, dict) or run_record_problem(record, ("status",)):
+        return None
+    return record["status"]
+
+
+RUN_FIELDS: dict[str, tuple[type, ...]] = {
+    "profile": (str,),
+    "status": (str,),
+    "steps": (list,),
+    "started": (str,),
+    "overrides": (dict, type(None)),
+    "models": (list, type(None)),
+    "notebooks": (list, type(None)),
+    "parameters": (dict,),
+    "resumed": (list,),
+    "seconds": (int, float),
+}
+
+
+def run_record_problem(record: dict[str, Any], required: tuple[str, ...] = ("profile",)) -> str:
+    """What is wrong with the shape of a `run.json` (a dict with `profile`), or "" if nothing.
+
+    The fields a run writes must have the types it writes: `steps` a list of steps, each with
+    a `name` and a `status`; `models` and `notebooks` lists of names or null. The `required`
+    fields must be there (a resume needs `status` and `steps` too).
+    """
+    for key, types in RUN_FIELDS.items():
+        if key not in record:
+            if key in required:
+                return f"no {key!r}"
+            continue
+        value = record[key]
+        if not isinstance(value, types) or isinstance(value, bool):
+            return f"{key!r} is {type(value).__name__} {_short(value)}, not {_names(types)}"
+    for i, step in enumerate(record.get("steps", [])):
+        if not isinstance(step, dict):
+            return f"steps[{i}] is {type(step).__name__}, not a mapping"
+        for key in ("name", "status"):
+            if not isinstance(step.get(key), str):
+                return f"steps[{i}] has no {key!r}"
+    for key in ("models", "notebooks"):
+        names = record.get(key)
+        if names is not None and not all(isinstance(n, str) for n in names):
+            return f"{key!r} holds something that is not a name"
+    return ""
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _names(types: tuple[type, ...]) -> str:
+    words = {str: "a string", list: "a list", dict: "a mapping", type(None): "null"}
+    words.update({int: "a number", float: "a number"})
+    return " or ".join(dict.fromkeys(words[t] for t in types))

@@ -40,7 +40,10 @@ class ReferenceError(RuntimeError):
 
 def check_finished(run_dir: Path) -> dict:
     """The run's record, if the run finished every notebook; else a clear refusal."""
-    record = records.read_json(run_dir / "run.json", None)
+    try:
+        record = records.read_json(run_dir / "run.json", None)
+    except (OSError, ValueError) as exc:
+        raise ReferenceError(f"{run_dir}: run.json is damaged or unreadable ({exc})") from None
     if not isinstance(record, dict):
         raise ReferenceError(f"{run_dir}: no run.json, so not a run folder of this project")
     if record.get("status") != "done":

@@ -126,19 +126,30 @@ def point_id(index: int, values: dict[str, Any], width: int = 2) -> str:
 
 
 def validate(grid: Grid) -> list[dict[str, Any]]:
-    """Plan every point as a single run would; the first invalid point raises, named."""
+    """Plan every point as a single run would; the first invalid point raises, named.
+
+    A point whose planned steps equal an earlier point's (`SEED: [1, 1]`, or `1e-3` beside
+    `0.001`) would run the same thing twice: it is left out, with a line saying so.
+    """
     points = grid.points()
     width = max(2, len(str(len(points) - 1)))
-    planned = []
+    planned, seen = [], {}
     for i, values in enumerate(points):
         pid = point_id(i, values, width)
         try:
-            pipeline.plan(grid.profile, {**grid.parameters, **values}, grid.models, grid.notebooks)
+            steps = pipeline.plan(
+                grid.profile, {**grid.parameters, **values}, grid.models, grid.notebooks
+            )
         except pipeline.ParameterError as exc:
             shown = ", ".join(f"{k}={v!r}" for k, v in values.items())
             raise pipeline.ParameterError(
                 f"grid {grid.path.name}, point {pid} ({shown}): {exc}"
             ) from None
+        key = json.dumps([[s.name, s.parameters] for s in steps], sort_keys=True, default=str)
+        if key in seen:
+            log.info("[sweep] point %s is the same run as %s: left out", pid, seen[key])
+            continue
+        seen[key] = pid
         planned.append({"id": pid, "parameters": values})
     return planned
 
@@ -160,8 +171,14 @@ def _shown_path(path: Path) -> str:
 
 def open_manifest(grid: Grid, sweep_dir: Path, points: list[dict[str, Any]]) -> dict[str, Any]:
     """The sweep's `sweep.json`, created or re-read; a point done earlier stays done."""
-    old = records.read_json(sweep_dir / MANIFEST, {})
-    known = {p["id"]: p for p in old.get("points", [])}
+    try:
+        old = records.read_json(sweep_dir / MANIFEST, {})
+        known = {p["id"]: p for p in old.get("points", [])}
+    except (OSError, ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise pipeline.RunError(
+            f"{sweep_dir / MANIFEST} is damaged ({type(exc).__name__}: {exc}); move it away to "
+            "start the sweep over (finished points' run folders are kept)"
+        ) from None
     entries = []
     for point in points:
         entry = known.get(point["id"]) or {
@@ -173,8 +190,8 @@ def open_manifest(grid: Grid, sweep_dir: Path, points: list[dict[str, Any]]) -> 
             "notebook": None,
             "attempts": 0,
         }
-        run = records.read_json(sweep_dir / entry["run_dir"] / "run.json", {})
-        if entry["status"] == "done" and run.get("status") != "done":
+        run_status = records.run_status(sweep_dir / entry["run_dir"] / "run.json")
+        if entry["status"] == "done" and run_status != "done":
             entry["status"] = "pending"  # its run folder was removed or damaged: run it again
         entries.append(entry)
     return {
@@ -347,8 +364,17 @@ def run_sweep(
         sweep_dir,
     )
     if todo:
-        with dispatch.dask_client(scheduler, workers) as client:
-            execute_points(client, grid, sweep_dir, manifest, todo)
+        try:
+            with dispatch.dask_client(scheduler, workers) as client:
+                execute_points(client, grid, sweep_dir, manifest, todo)
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the manifest says so
+            manifest["status"] = "interrupted"
+            manifest["invocations"][-1]["finished"] = _now()
+            write_manifest(sweep_dir, manifest)
+            raise type(exc)(
+                f"sweep {manifest['sweep_id']}: unfinished points are recorded failed; the same "
+                "command resumes them"
+            ) from None
     n = counts(manifest)
     manifest["status"] = "done" if n["done"] == len(points) else "failed"
     manifest["invocations"][-1]["finished"] = _now()

@@ -10,6 +10,7 @@ had. `TrainConfig` is the whole recipe, built once and recorded whole.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -487,7 +488,9 @@ def pooled_features(
     The cache key is the digest of (backbone weights, input resizing and normalisation,
     stem, images), so the same inputs never run through the same frozen backbone twice.
     Each writer saves to a temporary file of its own and renames it into place, so
-    processes computing the same features at once never see a partial file.
+    processes computing the same features at once never see a partial file; a sidecar
+    written after the features are on disk (`write_cached_features`) lets a reader verify
+    them, and an entry that fails (`read_cached_features`) is rebuilt, with a warning.
 
     Returns:
         `(features, cache_file, was_cached)`.
@@ -505,13 +508,70 @@ def pooled_features(
     size = features_signature(model)["input"]["image_size"]
     path = cache_dir / f"resnet50-{stem_name(model)}-{size}px-{key}.npy"
     if path.exists():
-        return np.load(path), path, True
+        cached, problem = read_cached_features(path, len(images))
+        if cached is not None:
+            return cached, path, True
+        log.warning("fmnist: feature cache %s is damaged (%s); rebuilding it", path, problem)
     features = feature_extractor(model).predict(images, batch_size=batch_size, verbose=2)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache_dir / f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp.npy"
-    np.save(tmp, features)
-    os.replace(tmp, path)
+    write_cached_features(path, features)
     return features, path, False
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_suffix(".json")
+
+
+def _fsynced(path: Path) -> None:
+    with open(path, "rb+") as fh:
+        os.fsync(fh.fileno())
+
+
+def write_cached_features(path: Path, features: np.ndarray) -> None:
+    """Save `features` to `path` (.npy) and then its sidecar (shape, dtype, SHA-256 of the
+    file), each to a temporary file first, fsynced, then renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = path.parent / f".{path.stem}.{token}.tmp.npy"
+    np.save(tmp, features)
+    _fsynced(tmp)
+    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    os.replace(tmp, path)
+    side = {"shape": list(features.shape), "dtype": str(features.dtype), "sha256": digest}
+    tmp_side = path.parent / f".{path.stem}.{token}.tmp.json"
+    tmp_side.write_text(json.dumps(side) + "\n")
+    _fsynced(tmp_side)
+    os.replace(tmp_side, _sidecar(path))
+    fd = os.open(path.parent, os.O_RDONLY)  # the renames themselves reach the disk
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_cached_features(path: Path, n_images: int) -> tuple[np.ndarray | None, str]:
+    """The cached features at `path` when they are whole: the sidecar's SHA-256 matches the
+    file, and the array has its recorded shape and dtype with one row per image. Otherwise
+    None and what is wrong."""
+    try:
+        side = json.loads(_sidecar(path).read_text())
+        expected = (tuple(side["shape"]), str(side["dtype"]), str(side["sha256"]))
+    except FileNotFoundError:
+        return None, f"no {_sidecar(path).name} beside it (written by an older or killed run)"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return None, f"{_sidecar(path).name} unreadable: {exc}"
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return None, f"unreadable: {exc.strerror or exc}"
+    if hashlib.sha256(raw).hexdigest() != expected[2]:
+        return None, f"its SHA-256 is not the one recorded in {_sidecar(path).name}"
+    try:
+        features = np.load(io.BytesIO(raw), allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        return None, f"not a NumPy array file: {exc}"
+    if (features.shape, str(features.dtype)) != expected[:2] or len(features) != n_images:
+        return None, f"shape {features.shape} {features.dtype}, expected {n_images} rows"
+    return features, ""
 
 
 # --- whole training runs -----------------------------------------------------------

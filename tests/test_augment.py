@@ -46,11 +46,33 @@ def candidates(image: np.ndarray, pad: int) -> list[tuple[bool, int, int, np.nda
 def test_spelling():
     assert augment.parse_augment("none") is None and augment.parse_augment("") is None
     assert augment.parse_augment("flip+shift") == augment.Augment(True, 2, 0.0, 0)
-    assert augment.parse_augment("Shift:4+cutout") == augment.Augment(False, 4, 0.0, 12)
+    assert augment.parse_augment("shift:4+cutout") == augment.Augment(False, 4, 0.0, 12)
     assert augment.parse_augment("erase+cutout:8") == augment.Augment(False, 0, 0.5, 8)
-    for bad in ("flip+rotate", "shift:0", "shift:x", "flip:2", "cutout:-3"):
+    assert augment.parse_augment("shift:28+cutout:28") == augment.Augment(False, 28, 0.0, 28)
+    for bad in ("flip+rotate", "shift:0", "shift:x", "flip:2", "cutout:-3", "shift:٣"):
         with pytest.raises(ValueError, match="AUGMENT="):
             augment.parse_augment(bad)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("FLIP", "unknown augmentation 'FLIP'.*in lower case"),
+        ("Shift:4", "unknown augmentation 'Shift'"),
+        ("flip+", r"an empty part \(a '\+' with nothing beside it\)"),
+        ("+flip", "an empty part"),
+        ("flip++shift", "an empty part"),
+        ("flip+flip", "'flip' is given twice"),
+        ("shift:2+shift:4", "'shift' is given twice"),
+        ("shift:100000", "a whole number of pixels from 1 to 28"),
+        ("cutout:29", "a whole number of pixels from 1 to 28"),
+    ],
+)
+def test_spellings_that_were_accepted_are_refused(spec, message):
+    """Issue 23: each of these was read as something (upper case folded, empty parts and
+    repeats dropped, a 100,000-pixel pad allocated)."""
+    with pytest.raises(ValueError, match=message):
+        augment.parse_augment(spec)
 
 
 @IMPLEMENTATIONS

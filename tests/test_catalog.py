@@ -237,3 +237,28 @@ def test_runs_command_on_a_fresh_clone_and_on_a_file(tmp_path):
     out = runs_cli("--runs-dir", str(tmp_path / "a_file"))
     assert out.returncode == 1
     assert out.stderr.strip() == f"fmnist: runs: cannot list {tmp_path / 'a_file'}: Not a directory"
+
+
+@pytest.mark.parametrize(
+    ("fields", "note"),
+    [
+        ({"started": 12345}, "run.json: 'started' is int 12345, not a string"),
+        ({"profile": 5}, "run.json: 'profile' is int 5, not a string"),
+        ({"steps": "all"}, "run.json: 'steps' is str 'all', not a list"),
+        ({"steps": [{"name": "01_eda"}]}, "run.json: steps[0] has no 'status'"),
+        ({"seconds": "long"}, "run.json: 'seconds' is str 'long', not a number"),
+        ({"status": None}, "run.json: 'status' is NoneType None, not a string"),
+    ],
+)
+def test_one_oddly_shaped_record_is_listed_damaged_and_the_others_still_shown(
+    runs_root, fields, note
+):
+    """Issue 23: `"started": 12345` or `"profile": 5` crashed `runs`, which listed nothing."""
+    make_run(runs_root, "z-odd", **{"started": "2026-11-29T08:00:00", **fields})
+    out = runs_cli("--runs-dir", str(runs_root), "--limit", "0")
+    assert out.returncode == 0 and not out.stderr, out.stderr
+    rows = {line.split()[0]: line for line in out.stdout.splitlines()[2:] if line.strip()}
+    assert "z-odd" in rows and " damaged " in rows["z-odd"] and rows["z-odd"].endswith(note)
+    assert " done " in rows["a-done"]  # the others are listed as before
+    (entry,) = [e for e in catalog.list_runs(runs_root)[0] if e.id == "z-odd"]
+    assert (entry.status, entry.note, entry.profile, entry.started) == ("damaged", note, None, None)

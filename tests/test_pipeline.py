@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
@@ -339,15 +340,137 @@ def test_the_command_line_shows_progress_on_stdout_as_plain_lines(tmp_path):
     [
         ("{not json", "run.json is damaged (Expecting property name"),
         ("[1, 2]", "run.json is not a run record of this project"),
+        # Issue 23: each of these was a traceback, or "no run.json there".
+        ("null", "run.json is not a run record of this project"),
+        (b"\x89PNG\r\n\x1a\n\xff\xfe\x00", "run.json is damaged (not UTF-8 text, byte 0)"),
+        ('{"profile": "smoke", "status": "failed"}', "run.json is damaged (no 'steps')"),
+        (
+            '{"profile": "smoke", "status": "failed", "steps": [{"name": "01_eda"}]}',
+            "run.json is damaged (steps[0] has no 'status')",
+        ),
+        (
+            '{"profile": "smoke", "status": "failed", "steps": [], "overrides": "SEED=1"}',
+            "run.json is damaged ('overrides' is str 'SEED=1', not a mapping or null)",
+        ),
+        (
+            '{"profile": 5, "status": "failed", "steps": []}',
+            "run.json is damaged ('profile' is int 5, not a string)",
+        ),
     ],
 )
 def test_a_damaged_record_is_refused_in_one_line(tmp_path, damage, message):
     run_dir = tmp_path / "r"
     run_dir.mkdir()
-    (run_dir / "run.json").write_text(damage)
+    raw = damage if isinstance(damage, bytes) else damage.encode()
+    (run_dir / "run.json").write_bytes(raw)
     out = cli("run", "--resume", str(run_dir))
     assert out.returncode == 1 and message in out.stderr, out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_folder_without_a_record_is_not_a_run(tmp_path, capsys):
+    assert main(["run", "--resume", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"fmnist: error: --resume {tmp_path}: no run.json there\n"
+
+
+def test_a_run_folder_that_cannot_be_locked_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
+    """A read-only folder (filelock's OSError was a traceback); planted, since root may write
+    anywhere."""
+    import filelock
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(tmp_path / "r" / ".run.lock"))
+
+    run_dir = _recorded_run(tmp_path / "r")
+    monkeypatch.setattr(filelock.FileLock, "acquire", read_only)
+    assert main(["run", "--resume", str(run_dir)]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"fmnist: error: {run_dir}: cannot lock the run folder (Read-only file system); "
+        "a run is executed in a folder it can write to\n"
+    )
+
+
+def _planted_steps(tmp_path: Path, fault) -> tuple:
+    """A run folder, its record, and two steps whose second runs `fault` instead of papermill."""
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    record = {"run_id": "r", "profile": "smoke", "status": "running", "steps": []}
+    steps = [pipeline.Step("01_eda", "01_eda"), pipeline.Step("02_preprocessing", "02_pre")]
+
+    def execute(step, run_dir, log_output=True):
+        if step.name == "02_pre":
+            fault(run_dir)
+        return 1.0
+
+    return run_dir, record, steps, execute
+
+
+def test_an_os_error_mid_run_is_recorded_failed_with_the_error(tmp_path, monkeypatch):
+    """A full disk under papermill (ENOSPC) was a traceback and left run.json `running`."""
+
+    def disk_full(run_dir):
+        path = str(run_dir / "02_pre.ipynb")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+
+    run_dir, record, steps, execute = _planted_steps(tmp_path, disk_full)
+    monkeypatch.setattr(pipeline, "execute", execute)
+    with pytest.raises(pipeline.RunError) as info:
+        pipeline.execute_steps(steps, run_dir, record, log_output=False)
+    error = f"02_pre stopped by an OS error: No space left on device ({run_dir / '02_pre.ipynb'})"
+    assert str(info.value) == (
+        f"{error}; recorded in {run_dir / 'run.json'}; fix it, then finish the run with "
+        f"--resume {run_dir}"
+    )
+    saved = json.loads((run_dir / "run.json").read_text())
+    assert (saved["status"], saved["failed_step"], saved["error"]) == ("failed", "02_pre", error)
+    assert [(s["name"], s["status"]) for s in saved["steps"]] == [
+        ("01_eda", "done"),
+        ("02_pre", "failed"),
+    ]
+    assert pipeline.exit_code(info.value) == 1
+
+
+def test_a_full_disk_that_refuses_the_temporary_record_is_recorded_in_place(tmp_path, monkeypatch):
+    """On a full disk the atomic write's temporary file fails too: the record is rewritten in
+    place, since truncating it frees the room the new text needs."""
+
+    def disk_full(run_dir):
+        def no_room(path, obj):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        monkeypatch.setattr(records, "write_json", no_room)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    run_dir, record, steps, execute = _planted_steps(tmp_path, disk_full)
+    monkeypatch.setattr(pipeline, "execute", execute)
+    with pytest.raises(pipeline.RunError, match="recorded in .*run.json; fix it"):
+        pipeline.execute_steps(steps, run_dir, record, log_output=False)
+    saved = json.loads((run_dir / "run.json").read_text())
+    assert saved["status"] == "failed" and saved["steps"][1]["status"] == "failed"
+
+
+def test_sigterm_is_handled_as_ctrl_c(tmp_path, monkeypatch, capsys):
+    """An external SIGTERM left the run recorded `running`; now it is `interrupted`, resumable,
+    and the command exits 143 with one line."""
+
+    def terminated(run_dir):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises before this ends
+
+    run_dir, record, steps, execute = _planted_steps(tmp_path, terminated)
+    monkeypatch.setattr(pipeline, "execute", execute)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(pipeline.Terminated) as info, pipeline.sigterm_as_interrupt():
+        pipeline.execute_steps(steps, run_dir, record, log_output=False)
+    assert signal.getsignal(signal.SIGTERM) == before  # restored
+    saved = json.loads((run_dir / "run.json").read_text())
+    assert (saved["status"], saved["interrupted_step"]) == ("interrupted", "02_pre")
+    assert pipeline.exit_code(info.value) == 143
+    assert capsys.readouterr().err == (
+        f"fmnist: terminated (SIGTERM): 02_pre was running; finish the run with --resume "
+        f"{run_dir}\n"
+    )
 
 
 def test_an_unusable_runs_folder_is_refused_in_one_line(tmp_path):
@@ -438,6 +561,37 @@ def test_ctrl_c_marks_the_run_interrupted_and_exits_130(tmp_path):
     assert proc.returncode == 130, err
     assert err.strip().splitlines() == [
         f"fmnist: interrupted: 01_eda was running; finish the run with --resume {runs[0]}"
+    ]
+    record = pipeline.read_record(runs[0])
+    assert record["status"] == "interrupted" and record["interrupted_step"] == "01_eda"
+
+
+@pytest.mark.slow
+def test_sigterm_marks_a_real_run_interrupted_and_exits_143(tmp_path):
+    """SIGTERM to the command alone (as `kill PID` or a scheduler sends it), not its group."""
+    proc = subprocess.Popen(
+        [*CLI, "run", "--profile", "smoke", "--notebooks", "01_eda", "--quiet"]
+        + ["--runs-dir", str(tmp_path)],
+        cwd=config.PROJ_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        start_new_session=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until the notebook is running
+        runs = list(tmp_path.iterdir())
+        record = runs and (runs[0] / "run.json").exists() and pipeline.read_record(runs[0])
+        if record and record["steps"]:
+            break
+        time.sleep(0.2)
+    time.sleep(2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines() == [
+        f"fmnist: terminated (SIGTERM): 01_eda was running; finish the run with --resume {runs[0]}"
     ]
     record = pipeline.read_record(runs[0])
     assert record["status"] == "interrupted" and record["interrupted_step"] == "01_eda"

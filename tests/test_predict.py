@@ -173,6 +173,19 @@ def _bad_file(tmp_path: Path, case: str) -> Path:
         p.write_bytes(gzip.compress(idx_bytes(np.zeros((0, 28, 28)))))
     elif case == "plain-idx3-ubyte.gz":
         p.write_bytes(idx_bytes(np.stack([img])))
+    elif case == "bomb-idx3-ubyte.gz":  # a valid header promising 3 million images
+        header = idx_bytes(np.zeros((0, 28, 28)))[:4] + b"".join(
+            n.to_bytes(4, "big") for n in (3_000_000, 28, 28)
+        )
+        p.write_bytes(gzip.compress(header + img.tobytes() * 2))
+    elif case == "long-idx3-ubyte.gz":  # one image, then 8 MiB more (8 KiB compressed)
+        p.write_bytes(gzip.compress(idx_bytes(np.stack([img])) + bytes(8 << 20)))
+    elif case == "animated.png":
+        frames = [Image.fromarray(img), Image.fromarray(255 - img)]
+        frames[0].save(p, format="PNG", save_all=True, append_images=frames[1:])
+    elif case == "bom.csv":
+        row = ",".join(str(v) for v in img.ravel())
+        p.write_bytes(b"\xef\xbb\xbf" + (",".join(data.CSV_PIXEL_HEADER) + "\n" + row).encode())
     elif case == "header.csv":
         p.write_text("a,b,c\n1,2,3\n")
     elif case == "only-header.csv":
@@ -206,6 +219,14 @@ def _bad_file(tmp_path: Path, case: str) -> Path:
         ("only-header.csv", "header only, no image rows"),
         ("short-row.csv", "line 2 has 783 columns, expected 784"),
         ("bad-pixel.csv", "line 2, column pixel784: value 256 is outside 0..255"),
+        # Issue 23: read whole (a MemoryError under a limit), classified silently, no "BOM".
+        (
+            "bomb-idx3-ubyte.gz",
+            "the header promises 3,000,000 images (2,352,000,000 bytes), more than a gzip file",
+        ),
+        ("long-idx3-ubyte.gz", "at least 1,048,576 unexpected bytes after the 1 images"),
+        ("animated.png", "an animated PNG of 2 frames, expected one image"),
+        ("bom.csv", "starts with a UTF-8 byte-order mark (BOM, bytes ef bb bf)"),
     ],
 )
 def test_bad_input_files_are_refused_by_name(tmp_path, case, message):
@@ -214,6 +235,45 @@ def test_bad_input_files_are_refused_by_name(tmp_path, case, message):
         predict.read_images(path)
     assert str(info.value).startswith(f"{path}: ")
     assert message in str(info.value)
+
+
+def test_an_idx_file_promising_more_images_than_predict_reads_is_refused(tmp_path):
+    path = tmp_path / "three-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(idx_bytes(np.stack([garment(i) for i in range(3)]))))
+    with pytest.raises(data.DataError, match="promises 3 images; at most 2 are read from one"):
+        data.read_idx_images(path, max_images=2)
+    assert len(data.read_idx_images(path, max_images=3)) == 3
+    assert predict.MAX_FILE_IMAGES >= max(data.SPLIT_SIZES.values())
+
+
+def test_the_bomb_is_refused_within_a_memory_limit(tmp_path):
+    """Under a 1 GiB address-space limit, where reading it whole raised MemoryError."""
+    bomb = _bad_file(tmp_path, "bomb-idx3-ubyte.gz")
+    code = (
+        "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)); "
+        "from fmnist_lib import data\n"
+        f"try: data.read_idx_images({str(bomb)!r})\n"
+        "except data.DataError as exc: print(exc); sys.exit(2)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "more than a gzip file of" in out.stdout, out.stderr[-2000:]
+
+
+def test_out_equal_to_an_input_is_refused_and_the_input_kept(fake_run, tmp_path, capsys):
+    png = save_png(tmp_path / "ok.png", garment())
+    csv_in = tmp_path / "in.csv"
+    csv_in.write_text(",".join(data.CSV_PIXEL_HEADER) + "\n" + ",".join(["0"] * 784) + "\n")
+    before = csv_in.read_bytes()
+    same = tmp_path / "sub" / ".." / "in.csv"  # the same file, spelled otherwise
+    (tmp_path / "sub").mkdir()
+    args = ["predict", "--run", str(fake_run), "--out", str(same), str(png), str(csv_in)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"fmnist: error: --out {same}: is the input file {csv_in}, which it would overwrite; "
+        "write to another file\n"
+    )
+    assert csv_in.read_bytes() == before
 
 
 def test_every_bad_file_is_named_at_once_before_keras(fake_run, tmp_path):

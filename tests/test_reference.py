@@ -104,3 +104,15 @@ def test_latest_done_skips_unfinished_runs(tmp_path):
     assert reference.latest_done(tmp_path).name == "20260101-000000-a"
     with pytest.raises(reference.ReferenceError, match="no finished run"):
         reference.latest_done(tmp_path / "20260102-000000-b")
+
+
+@pytest.mark.parametrize("damage", [b"{not json", b"\xff\xfe"])
+def test_a_damaged_run_record_is_refused_in_one_line(tmp_path, damage):
+    """Issue 23: a damaged run.json was a JSONDecodeError/UnicodeDecodeError traceback."""
+    run_dir = tmp_path / "runs" / "r"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_bytes(damage)
+    with pytest.raises(reference.ReferenceError, match="run.json is damaged or unreadable"):
+        reference.check_finished(run_dir)
+    with pytest.raises(reference.ReferenceError, match="no finished run to publish"):
+        reference.latest_done(tmp_path / "runs")

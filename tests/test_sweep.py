@@ -152,6 +152,57 @@ def test_bad_value_names_its_point(tmp_path):
     assert "BATCH_SIZE: expected int, got 'big'" in msg
 
 
+@pytest.mark.parametrize(
+    ("vary", "ids"),
+    [
+        ({"SEED": [1, 1]}, ["p00_SEED-1"]),
+        ({"LEARNING_RATE": [0.001, 1e-3, "0.0010"]}, ["p00_LEARNING_RATE-0.001"]),
+        ({"SEED": [2, 1, 2], "EPOCHS": [1, 1]}, ["p00_SEED-2_EPOCHS-1", "p02_SEED-1_EPOCHS-1"]),
+    ],
+)
+def test_equivalent_points_run_once(tmp_path, caplog, vary, ids):
+    """Issue 23: `SEED: [1, 1]` ran the same run twice."""
+    fixed = {k: v for k, v in TINY["parameters"].items() if k not in vary}
+    grid = sweep.load_grid(write_grid(tmp_path, "g", vary, parameters=fixed))
+    caplog.set_level(logging.INFO, logger="fmnist_lib.sweep")
+    assert [p["id"] for p in sweep.validate(grid)] == ids
+    assert all("is the same run as p0" in r.getMessage() for r in caplog.records)
+    assert len(caplog.records) == len(grid.points()) - len(ids)
+
+
+def test_an_interrupted_sweep_is_recorded_interrupted(tmp_path, monkeypatch):
+    """Ctrl-C or SIGTERM during the points left `sweep.json` at `running`."""
+    import contextlib
+
+    def stopped(*args):
+        raise pipeline.Terminated()
+
+    monkeypatch.setattr("fmnist_lib.data.load_fashion_mnist", lambda: None)  # not needed here
+    monkeypatch.setattr(sweep.dispatch, "dask_client", lambda *a: contextlib.nullcontext())
+    monkeypatch.setattr(sweep, "execute_points", stopped)
+    grid = write_grid(tmp_path, "g", {"SEED": [1, 2]})
+    with pytest.raises(pipeline.Terminated, match="unfinished points are recorded failed"):
+        sweep.run_sweep(grid, workers=1, sweeps_dir=tmp_path / "sweeps", report=False)
+    manifest = json.loads(next((tmp_path / "sweeps").glob("*/sweep.json")).read_text())
+    assert manifest["status"] == "interrupted" and "finished" in manifest["invocations"][-1]
+
+
+@pytest.mark.parametrize("damage", ["{not json", "null", '{"points": 3}', "\udcff"])
+def test_a_damaged_manifest_or_point_record_is_one_line_not_a_traceback(tmp_path, damage):
+    grid = sweep.load_grid(write_grid(tmp_path, "g", {"SEED": [1]}))
+    points = sweep.validate(grid)
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "p00_SEED-1").mkdir()
+    raw = damage.encode(errors="surrogateescape")
+    (tmp_path / "s" / "p00_SEED-1" / "run.json").write_bytes(raw)  # a point's record: rerun
+    done = {"points": [{**points[0], "run_dir": "p00_SEED-1", "status": "done"}]}
+    (tmp_path / "s" / sweep.MANIFEST).write_text(json.dumps(done))
+    assert sweep.open_manifest(grid, tmp_path / "s", points)["points"][0]["status"] == "pending"
+    (tmp_path / "s" / sweep.MANIFEST).write_bytes(raw)
+    with pytest.raises(pipeline.RunError, match=r"sweep.json is damaged \(.*\); move it away"):
+        sweep.open_manifest(grid, tmp_path / "s", points)
+
+
 def test_typo_fails_the_whole_sweep_before_anything_runs(tmp_path):
     grid = write_grid(tmp_path, "typo", {"LEARNIG_RATE": [0.001, 0.003]})
     out = cli(tmp_path, "--grid", str(grid), "--sweeps-dir", str(tmp_path / "sweeps"))
@@ -373,8 +424,10 @@ def external_sweep(tmp_path_factory):
         with Client(address, timeout=60) as client:
             client.wait_for_workers(1, timeout=60)
             workers = list(client.scheduler_info()["workers"])
-        # 0.999 is a valid fraction, but it leaves one image to train on: 02 fails inside.
-        grid = write_grid(tmp, "val", {"VAL_FRACTION": [0.2, 0.999]})
+        # 535 of the 540 training images leaves 5 to split off, fewer than the 10 classes:
+        # 03_training fails inside (the limit is checked against the data, not yet against
+        # the split that 02 makes).
+        grid = write_grid(tmp, "val", {"TRAIN_LIMIT": [0, 535]})
         out = cli(tmp, "--grid", str(grid), "--scheduler", address, "--no-report")
         sweep_dir = only_sweep_dir(tmp / "runs" / "sweeps")
         return {
@@ -409,15 +462,15 @@ def test_failed_point_is_recorded_and_the_others_finish(external_sweep):
     out, sweep_dir = external_sweep["out"], external_sweep["sweep_dir"]
     assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
     found = points(sweep_dir)
-    good, bad = found["p00_VAL_FRACTION-0.2"], found["p01_VAL_FRACTION-0.999"]
+    good, bad = found["p00_TRAIN_LIMIT-0"], found["p01_TRAIN_LIMIT-535"]
     assert good["status"] == "done" and bad["status"] == "failed"
-    assert "02_preprocessing failed in cell [" in bad["error"]
+    assert "03_training_mlp failed in cell [" in bad["error"]
     assert "ValueError" in bad["error"]  # raised inside the notebook
-    assert Path(bad["notebook"]) == sweep_dir / bad["run_dir"] / "02_preprocessing.ipynb"
+    assert Path(bad["notebook"]) == sweep_dir / bad["run_dir"] / "03_training_mlp.ipynb"
     assert Path(bad["notebook"]).is_file()  # the partly executed notebook is kept
-    assert "fmnist: point p01_VAL_FRACTION-0.999 failed: 02_preprocessing failed" in out.stderr
+    assert "fmnist: point p01_TRAIN_LIMIT-535 failed: 03_training_mlp failed" in out.stderr
     table = sweep_report.comparison_table(
         sweep_dir, json.loads((sweep_dir / "sweep.json").read_text())
     )
-    assert table.loc["p01_VAL_FRACTION-0.999", "status"] == "failed"
-    assert table.loc["p00_VAL_FRACTION-0.2", "test accuracy"] > 0.1
+    assert table.loc["p01_TRAIN_LIMIT-535", "status"] == "failed"
+    assert table.loc["p00_TRAIN_LIMIT-0", "test accuracy"] > 0.1

@@ -371,4 +371,50 @@ def test_two_processes_computing_the_same_features_both_succeed(tmp_path):
     assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outs]
     last = [out.strip().splitlines()[-1].split() for out, _ in outs]
     assert last[0] == last[1]  # the same file, the same features
-    assert [p.name for p in tmp_path.iterdir()] == [last[0][0]]  # no temp file left behind
+    sidecar = last[0][0].replace(".npy", ".json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([last[0][0], sidecar])  # no temp
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (lambda p: p.write_bytes(p.read_bytes()[:-100]), "its SHA-256 is not the one recorded"),
+        (lambda p: p.with_suffix(".json").unlink(), "no f.json beside it"),
+        (lambda p: p.with_suffix(".json").write_text("{"), "f.json unreadable"),
+        (lambda p: None, ""),  # whole: read back
+    ],
+)
+def test_a_cached_feature_file_is_verified_before_it_is_trusted(tmp_path, damage, problem):
+    """Issue 23: a truncated cache .npy was trusted forever."""
+    features = np.random.default_rng(0).normal(size=(6, 8)).astype(np.float32)
+    path = tmp_path / "f.npy"
+    train.write_cached_features(path, features)
+    side = json.loads(path.with_suffix(".json").read_text())
+    assert side["shape"] == [6, 8] and side["dtype"] == "float32" and len(side["sha256"]) == 64
+    damage(path)
+    read, why = train.read_cached_features(path, 6)
+    assert problem in why and (read is None) == bool(problem)
+    if not problem:
+        np.testing.assert_array_equal(read, features)
+        assert train.read_cached_features(path, 7) == (
+            None,
+            "shape (6, 8) float32, expected 7 rows",
+        )
+
+
+def test_a_damaged_feature_cache_entry_is_rebuilt_saying_so(tmp_path, caplog):
+    x = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1), dtype=np.uint8)
+    keras.utils.set_random_seed(1)
+    model = models.build_resnet50(models.ResNetSpec(32, "none", "frozen"))[0]
+    feats, path, hit = train.pooled_features(model, x, cache_dir=tmp_path)
+    path.write_bytes(path.read_bytes()[:-64])  # truncated, as a full disk or a kill leaves it
+    caplog.set_level(logging.WARNING, logger="fmnist_lib.train")
+    again, path2, hit2 = train.pooled_features(model, x, cache_dir=tmp_path)
+    assert (hit, hit2, path2) == (False, False, path)
+    np.testing.assert_allclose(again, feats, rtol=1e-6)
+    (record,) = caplog.records
+    assert record.getMessage() == (
+        f"fmnist: feature cache {path} is damaged (its SHA-256 is not the one recorded in "
+        f"{path.stem}.json); rebuilding it"
+    )
+    assert train.pooled_features(model, x, cache_dir=tmp_path)[2] is True  # whole again
