@@ -14,6 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+TIMING = "<!-- timing:start -->", "<!-- timing:end -->"
 
 
 def summarize(run_dir: Path) -> dict:
@@ -72,6 +73,42 @@ def readme_table(summary: dict) -> str:
     return "\n".join(rows)
 
 
+def between(text: str, markers: tuple[str, str], body: str) -> str:
+    """`text` with what stands between the two markers replaced by `body`."""
+    start, end = markers
+    if start not in text or end not in text:
+        return text
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body}\n{end}{tail}"
+
+
+def tests_timing() -> dict | None:
+    """The last timed `make test` (benchmarks/time_make_test.py), if any."""
+    path = ROOT / "benchmarks" / "results" / "make_test.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def first_screen(run: dict, tests: dict | None) -> str:
+    """The README's first-screen timing line, from the last `make run` and `make test`."""
+    cpu = f"{run['machine']['cpu']}, {run['machine']['cpu_count']} cores"
+    line = (
+        f"**How long**, measured from a fresh clone: `make run` {run['total_seconds'] / 60:.1f} "
+        f"minutes of pipeline on {cpu}" + (f" ({run['note']})" if run.get("note") else "")
+    )
+    if tests:
+        machine = tests["machine"]
+        line += (
+            f"; `make test` {tests['seconds'] / 60:.1f} minutes with its set-up "
+            f"({tests['pytest_summary']}) on {machine['cpu']}, {machine['cpu_count']} cores"
+        )
+    return (
+        line + ". Figures vary by machine (the same 2-core kind is sometimes an Intel Xeon, "
+        "sometimes an AMD EPYC) and by about twofold from minute to minute; the `gpu` profile's "
+        "figures on one H200 are in [BENCHMARKS.md](BENCHMARKS.md)."
+    )
+
+
 def main(run_dir: str, note: str = "") -> None:
     summary = summarize(Path(run_dir))
     if note:  # how the machine was loaded, for instance
@@ -81,9 +118,9 @@ def main(run_dir: str, note: str = "") -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
     if summary["profile"] == "default" and START in text and END in text:
-        head, rest = text.split(START, 1)
-        _, tail = rest.split(END, 1)
-        readme.write_text(f"{head}{START}\n{readme_table(summary)}\n{END}{tail}")
+        text = between(text, (START, END), readme_table(summary))
+        text = between(text, TIMING, first_screen(summary, tests_timing()))
+        readme.write_text(text)
     print(f"wrote {out}")
 
 
