@@ -189,13 +189,14 @@ def test_smoke_run_leaves_every_artifact(smoke_run, real_ds):
     assert notebooks == [
         "01_eda.ipynb",
         "02_preprocessing.ipynb",
+        "03_label_errors.ipynb",
         "03_training_cnn.ipynb",
         "03_training_mlp.ipynb",
         "03_training_resnet50.ipynb",
         "04_results.ipynb",
         "05_presentation.ipynb",
     ]
-    assert "[7/7] 05_presentation: done in" in stdout
+    assert "[8/8] 05_presentation: done in" in stdout
     deck = (run_dir / "slides.html").read_text()
     assert "https://" not in deck and "Reveal.initialize" in deck
     for name in (
@@ -205,6 +206,10 @@ def test_smoke_run_leaves_every_artifact(smoke_run, real_ds):
         "results_predictions",
         "slide_system",
         "slide_headline",
+        "slide_label_errors",
+        "slide_occlusion",
+        "slide_cost",
+        "label_errors_suspects",
     ):
         png = run_dir / "figures" / f"{name}.png"
         dpi = Image.open(png).info["dpi"][0]
@@ -223,6 +228,14 @@ def test_smoke_run_leaves_every_artifact(smoke_run, real_ds):
         assert m["macro_f1"] == pytest.approx(f1_score(pred["y_true"], guess, average="macro"))
     assert metrics["training"]["resnet50"]["weights_used"] in {"imagenet", "random"}
     assert metrics["results"]["best_model"] in metrics["training"]
+    # The label audit, the occlusion maps and the monitor's profile the deck and predict read.
+    audit = metrics["label_errors"]
+    assert (
+        audit["n_images"] == 1000 and 0 <= audit["rate_low"] <= audit["rate"] <= audit["rate_high"]
+    )
+    assert np.load(run_dir / "label_errors.npz")["probs"].shape == (1000, 10)
+    assert metrics["results"]["explain"]["model"] == metrics["results"]["best_model"]
+    assert (run_dir / "occlusion.npz").is_file() and (run_dir / "monitor.json").is_file()
 
 
 @pytest.mark.slow
@@ -234,7 +247,7 @@ def test_smoke_run_record(smoke_run, real_ds):
     assert record["versions"]["keras"] and record["versions"]["papermill"]
     assert len(record["git"]["commit"] or "") == 40
     assert record["device"]["keras_backend"] == "tensorflow"
-    assert [s["status"] for s in record["steps"]] == ["done"] * 7
+    assert [s["status"] for s in record["steps"]] == ["done"] * 8
     assert record["slides"] == "slides.html"
     assert all(s["seconds"] > 0 for s in record["steps"])
     assert record["parameters"]["03_training_mlp"]["BATCH_SIZE"] == 128  # defaults recorded
