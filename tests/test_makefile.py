@@ -125,7 +125,8 @@ ALL_RUN_JS = """() => {
 
 @pytest.mark.slow
 def test_run_all_in_make_lab_leaves_the_committed_notebook_alone(tmp_path):
-    """A new user opens 01_eda under `make lab`, runs every cell and waits: the outputs go to
+    """A new user opens 02_preprocessing (a notebook that writes outputs and figures in
+    seconds) under `make lab`, runs every cell and waits: the outputs go to
     runs/interactive/, and the committed notebook is not written, even with autosave's
     interval at 2 s (its on/off switch left at `make lab`'s default)."""
     from fmnist_lib import slides
@@ -135,7 +136,7 @@ def test_run_all_in_make_lab_leaves_the_committed_notebook_alone(tmp_path):
         pytest.skip(f"the browser test needs Playwright and chromium: {missing}")
     from playwright.sync_api import sync_playwright
 
-    notebook = PROJ_ROOT / "notebooks" / "01_eda.ipynb"
+    notebook = PROJ_ROOT / "notebooks" / "02_preprocessing.ipynb"
     committed, before = notebook.read_bytes(), git_status()
     user = tmp_path / "user-settings" / "@jupyterlab" / "docmanager-extension"
     user.mkdir(parents=True)
@@ -148,7 +149,7 @@ def test_run_all_in_make_lab_leaves_the_committed_notebook_alone(tmp_path):
                     executable_path=slides.CHROMIUM, args=slides.CHROMIUM_ARGS
                 )
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
-                page.goto(f"{base}/lab/tree/01_eda.ipynb?token={token}")
+                page.goto(f"{base}/lab/tree/02_preprocessing.ipynb?token={token}")
                 page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=120_000)
                 page.wait_for_selector("text=Python (fmnist)", timeout=120_000)
                 page.get_by_role("menuitem", name="Run", exact=True).click()
@@ -161,8 +162,8 @@ def test_run_all_in_make_lab_leaves_the_committed_notebook_alone(tmp_path):
         assert notebook.read_bytes() == committed
         assert git_status() == before
         metrics = json.loads((runs / "interactive" / "metrics.json").read_text())
-        assert "eda" in metrics
-        assert list((runs / "interactive" / "figures").glob("eda_*.png"))
+        assert "preprocessing" in metrics
+        assert list((runs / "interactive" / "figures").glob("preprocess_*.png"))
     finally:
         if notebook.read_bytes() != committed:
             notebook.write_bytes(committed)  # a failure must not leave the checkout changed
