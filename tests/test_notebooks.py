@@ -103,6 +103,7 @@ def test_training_notebook_runs_on_the_jax_backend(tiny_run, monkeypatch):
     # The accelerator recipe in miniature: small stem, augmentation in the step, SGD, EMA.
     recipe = {
         "MODEL": "resnet50",
+        "TIME_INFERENCE": False,  # two more XLA compiles of ResNet50 on the CPU: 20 s
         "WEIGHTS": "none",
         "FINE_TUNE": "full",
         "STEM": "small",
