@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import json
@@ -556,9 +557,12 @@ def test_predict_warns_on_drift_and_records_it(smoke_run, real_ds, tmp_path):
     data.write_csv(tmp_path / "negative.csv", 255 - real_ds.x_test[:300], real_ds.y_test[:300])
     report = tmp_path / "report.json"
     args = ["--runs-dir", str(real_run.parent), "--run", real_run.name, "--report", str(report)]
+    args += ["--prepare", "photo"]  # the photo-like image is classified as a product photo
     out = cli("predict", *args, str(photo_file), str(tmp_path / "negative.csv"))
     assert out.returncode == 0, out.stderr[-3000:]  # warnings are not errors
     assert len(out.stdout.splitlines()) == 1 + 1 + 300
+    photo_row = next(csv.DictReader(io.StringIO(out.stdout)))
+    assert photo_row["file"] == str(photo_file) and photo_row["predicted"] in data.CLASS_NAMES
     warnings = [line for line in out.stderr.splitlines() if line.startswith("fmnist: warning: ")]
     assert warnings[0] == (
         f"fmnist: warning: {photo_file}: 200×300 RGB → 28×28 grayscale, inverted (light "
