@@ -41,8 +41,8 @@ def readme(record: dict, metrics: dict, how: str) -> str:
             [
                 "# The `gpu` profile on an accelerator: the accelerator reference run",
                 "",
-                f"Run `{record.get('run_id')}`: `python -m fmnist_lib run --profile gpu`, executed by "
-                f"papermill on {device.get('device_kind', '?')} (Keras backend "
+                f"Run `{record.get('run_id')}`: `python -m fmnist_lib run --profile gpu`, "
+                f"executed by papermill on {device.get('device_kind', '?')} (Keras backend "
                 f"{device.get('keras_backend', '?')}, {device.get('cpu_count', '?')} CPU cores), "
                 f"with the code of commit `{commit}`, {how}. The {len(record.get('steps', []))} "
                 f"notebooks took {record.get('seconds', 0) / 60:.1f} minutes: {steps}.",
@@ -51,8 +51,8 @@ def readme(record: dict, metrics: dict, how: str) -> str:
                 "| --- | --- | --- | --- |",
                 *rows,
                 "",
-                "What is here: the executed notebooks `01_eda` … `04_results` as the accelerator ran "
-                "them; `metrics.json`, `run.json`, the histories, test predictions, label audit "
+                "What is here: the executed notebooks `01_eda` … `04_results` as the "
+                "accelerator ran them; `metrics.json`, `run.json`, the histories, test predictions, label audit "
                 "summary, monitor profile and occlusion maps of the run (model files left behind "
                 "for size). `05_presentation.ipynb`, `slides.html` and `slides.pdf` were re-made "
                 f"on the 2-core CPU machine against this run folder with the code of commit "
