@@ -52,11 +52,12 @@ def readme(record: dict, metrics: dict, how: str) -> str:
                 *rows,
                 "",
                 "What is here: the executed notebooks `01_eda` … `04_results` as the "
-                "accelerator ran them; `metrics.json`, `run.json`, the histories, test predictions, label audit "
-                "summary, monitor profile and occlusion maps of the run (model files left behind "
-                "for size). `05_presentation.ipynb`, `slides.html` and `slides.pdf` were re-made "
-                f"on the 2-core CPU machine against this run folder with the code of commit "
-                f"`{here}` (the accelerator machine has no Chromium for the PDF), by "
+                "accelerator ran them; `metrics.json`, `run.json`, the histories, test "
+                "predictions, label audit summary, monitor profile and occlusion maps of the "
+                "run (model files left behind for size). `05_presentation.ipynb`, "
+                "`slides.html` and `slides.pdf` were re-made on the 2-core CPU machine against "
+                f"this run folder with the code of commit `{here}` (the accelerator machine "
+                "has no Chromium for the PDF), by "
                 "`benchmarks/publish_gpu_run.py`, which also wrote this file.",
             ]
         )
