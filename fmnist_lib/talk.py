@@ -736,9 +736,9 @@ def takeaways(metrics: dict[str, Any], found: list[Verdict]) -> list[str]:
 
 
 NEXT_STEPS = [
-    "ImageNet weights for ResNet50 (not available offline here), then a real transfer run",
-    "more seeds per model, so the intervals cover training noise too",
-    "relabel the flagged images and retrain, to see whether the hardest class's ceiling moves",
+    "ImageNet weights for ResNet50 (not to be had offline here), then a real transfer run",
+    "more seeds, so the intervals cover training noise",
+    "relabel the flagged images and retrain",
 ]
 
 
