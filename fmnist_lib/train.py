@@ -348,24 +348,12 @@ def _prepared(
 ) -> tuple[keras.Model, list[dict[str, float]]]:
     """The checkpointed model and its history when resuming, else `model` compiled afresh."""
     per_execution = min(steps_per_epoch, 64 if data.in_memory else config.steps_per_execution)
+    history: list[dict[str, float]] = []
     if initial_epoch > 0:
         log.info("Resuming %s after epoch %d of %d", stage_dir.name, initial_epoch, config.epochs)
         history = records.read_json(stage_dir / "history.json", [])[:initial_epoch]
         if not _excludes_norm_and_bias(config):
             return load_checkpoint(stage_dir / CHECKPOINT), history
-        # A saved optimizer forgets which variables it spares from weight decay (Keras keeps
-        # that out of its config): compile `model` afresh, then load every variable, the
-        # optimizer's included, from the checkpoint.
-        compile_model(
-            model,
-            config,
-            steps_per_epoch * config.epochs,
-            steps_per_execution=per_execution,
-            jit_compile=data.jit_compile,
-        )
-        model.optimizer.build(model.trainable_variables)
-        model.load_weights(stage_dir / CHECKPOINT)
-        return model, history
     compile_model(
         model,
         config,
@@ -373,7 +361,13 @@ def _prepared(
         steps_per_execution=per_execution,
         jit_compile=data.jit_compile,
     )
-    return model, []
+    if initial_epoch > 0:
+        # A saved optimizer forgets which variables it spares from weight decay (Keras keeps
+        # that out of its config): `model`, compiled afresh above, loads every variable, the
+        # optimizer's included, from the checkpoint.
+        model.optimizer.build(model.trainable_variables)
+        model.load_weights(stage_dir / CHECKPOINT)
+    return model, history
 
 
 def _callbacks(
