@@ -525,20 +525,37 @@ class LabelAudit:
             raise LabelAuditError(f"label_errors record is damaged: {exc}") from None
 
 
+@dataclass(frozen=True)
+class AuditConfig:
+    """How confident learning judges the probabilities, and what the record keeps."""
+
+    suspects: int = 24  # how many of the ranking the record lists
+    method: str = "both"  # one of METHODS (`find_issues`)
+    ranked_by: str = "self_confidence"  # one of RANKINGS (`rank_issues`)
+    level: float = 0.95  # coverage of the error rate's bootstrap interval
+    replicates: int = 200  # bootstrap replicates of the error rate
+    top_k: int = 1000  # ranking depth within which reported cases count as found near the top
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise LabelAuditError(f"method={self.method!r}: use one of {', '.join(METHODS)}")
+        if self.ranked_by not in RANKINGS:
+            raise LabelAuditError(f"ranked_by={self.ranked_by!r}: use one of {', '.join(RANKINGS)}")
+        if not 0 < self.level < 1:
+            raise LabelAuditError(f"LEVEL={self.level!r} must be in (0, 1)")
+        for name in ("suspects", "replicates", "top_k"):
+            if getattr(self, name) < 1:
+                raise LabelAuditError(f"{name.upper()}={getattr(self, name)!r} must be at least 1")
+
+
 def audit(
     labels: np.ndarray,
     oof: OutOfFold,
     config: FoldConfig,
     pooled_index: np.ndarray,
     n_train: int,
-    *,
-    suspects: int = 24,
-    method: str = "both",
-    ranked_by: str = "self_confidence",
-    level: float = 0.95,
-    replicates: int = 200,
+    settings: AuditConfig = AuditConfig(),
     reported: list[Reported] | None = None,
-    top_k: int = 1000,
 ) -> tuple[LabelAudit, np.ndarray]:
     """Confident learning on `oof`: the record, and the ranking (positions of flagged images).
 
@@ -546,21 +563,21 @@ def audit(
         labels: given labels of the audited images.
         pooled_index: each audited image's position in train-then-test order.
         n_train: the number of official training images (test positions follow them).
-        suspects: how many of the ranking the record lists.
-        top_k: the ranking depth within which reported cases count as found near the top.
+        settings: the method, ranking, interval and what the record keeps.
+        reported: publicly reported cases to check (default: `reported_errors()`).
     """
     from fmnist_lib.data import CLASS_NAMES
 
     start = time.perf_counter()
     labels, probs = check_inputs(labels, oof.probs)
-    mask = find_issues(labels, probs, method)
-    ranking = rank_issues(labels, probs, mask, ranked_by)
-    rate, low, high = error_rate(labels, probs, level, replicates, config.seed)
+    mask = find_issues(labels, probs, settings.method)
+    ranking = rank_issues(labels, probs, mask, settings.ranked_by)
+    rate, low, high = error_rate(labels, probs, settings.level, settings.replicates, config.seed)
     calibrated = calibrate(confident_joint(labels, probs), labels)
     predicted = probs.argmax(axis=1)
     in_test = np.asarray(pooled_index) >= n_train
     rows = []
-    for pos in ranking[:suspects]:
+    for pos in ranking[: settings.suspects]:
         pooled = int(pooled_index[pos])
         test = pooled >= n_train
         rows.append(
@@ -582,13 +599,13 @@ def audit(
         seed=config.seed,
         n_images=len(labels),
         oof_accuracy=float((predicted == labels).mean()),
-        method=method,
-        ranked_by=ranked_by,
+        method=settings.method,
+        ranked_by=settings.ranked_by,
         estimated_errors=round(rate * len(labels), 1),
         rate=rate,
         rate_low=low,
         rate_high=high,
-        level=level,
+        level=settings.level,
         flagged=int(mask.sum()),
         flagged_train=int((mask & ~in_test).sum()),
         flagged_test=int((mask & in_test).sum()),
@@ -599,7 +616,7 @@ def audit(
             pooled_index,
             ranking,
             n_train,
-            top_k,
+            settings.top_k,
         ),
         normalisation=oof.normalisation,
         seconds=round(oof.seconds + time.perf_counter() - start, 1),

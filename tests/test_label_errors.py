@@ -186,7 +186,7 @@ def test_out_of_fold_scores_every_image_once(model, tmp_path):
     np.testing.assert_allclose(oof.probs.sum(axis=1), 1, atol=1e-4)
     assert len(oof.fold_accuracy) == 2
     assert oof.normalisation is not None and len(oof.normalisation.raw_val) == 1
-    record, ranking = le.audit(labels, oof, config, np.arange(60), n_train=40, suspects=3)
+    record, ranking = le.audit(labels, oof, config, np.arange(60), 40, le.AuditConfig(suspects=3))
     assert record.n_images == 60 and len(record.suspects) <= 3
     assert record.flagged == len(ranking) == record.flagged_train + record.flagged_test
     path = le.save_results(tmp_path, labels, np.arange(60), oof, ranking)
@@ -207,3 +207,18 @@ def test_reported_table_lists_flagged_cases_first():
     assert table["index"].tolist() == [5, 7] and table["rank"].tolist() == [1, 0]
     empty = le.reported_table(reported, labels, probs, np.array([1, 2, 3]), np.array([0]), 60_000)
     assert empty.empty and "rank" in empty.columns
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"method": "vote"}, "method='vote': use one of both, prune_by_noise_rate, confusion"),
+        ({"ranked_by": "loss"}, "ranked_by='loss': use one of self_confidence"),
+        ({"level": 1.0}, r"LEVEL=1.0 must be in \(0, 1\)"),
+        ({"replicates": 0}, "REPLICATES=0 must be at least 1"),
+        ({"suspects": 0}, "SUSPECTS=0 must be at least 1"),
+    ],
+)
+def test_audit_settings_are_refused_before_any_work(settings, message):
+    with pytest.raises(le.LabelAuditError, match=message):
+        le.AuditConfig(**settings)
